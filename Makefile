@@ -1,0 +1,92 @@
+# polygate - protocol gateway with an embedded MQTT broker core.
+#
+#   make          build build/polygate and build/libpolygate.a
+#   make run      install missing packages, build, start with config/polygate.conf
+#   make test     install, build, run unit + end-to-end tests, then again under ASan+UBSan
+#   make bench    side-by-side benchmark against mosquitto
+#   make fuzz     libFuzzer targets (clang)
+#   make format   clang-format every C file
+
+BUILD    ?= build
+CC       ?= cc
+OPT      ?= -O2 -g
+SAN      ?=
+PKGS     := libwebsockets libconfig
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS_ALL = -std=gnu11 $(OPT) $(SAN) $(WARN) -I. $(shell pkg-config --cflags $(PKGS)) $(EXTRA_CFLAGS)
+LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) -lssl -lcrypto -lpthread -lm
+PY       := /usr/bin/python3
+
+LIB_SRCS  := $(sort $(wildcard broker/*.c adapters/*.c adapters/*/*.c gateway/*.c))
+LIB_SRCS  := $(filter-out gateway/main.c,$(LIB_SRCS))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+EXAMPLES  := $(BUILD)/examples/embed
+
+.PHONY: all run test unit e2e asan-test bench fuzz format clean deps deps-test examples
+all: $(BUILD)/polygate $(BUILD)/libpolygate.a examples
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/libpolygate.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/polygate: $(BUILD)/gateway/main.o $(BUILD)/libpolygate.a
+	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpolygate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libpolygate.a $(LDLIBS_ALL) -lcmocka
+
+$(BUILD)/examples/embed: examples/embed/embed.c $(BUILD)/libpolygate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libpolygate.a $(LDLIBS_ALL)
+
+examples: $(EXAMPLES)
+
+deps:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/polygate -c config/polygate.conf
+
+# cmocka prints its summary on stderr and exits with the failure count.
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+e2e: $(BUILD)/polygate $(EXAMPLES)
+	POLYGATE_BIN=$(abspath $(BUILD)/polygate) POLYGATE_EXAMPLES=$(abspath $(BUILD)/examples) \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e
+
+# The sanitizer stage: the same suites against an ASan+UBSan build.
+asan-test:
+	$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g" CC=clang \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  unit e2e
+
+test: deps-test
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory asan-test
+
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C tests/bench BUILD=$(abspath $(BUILD))/bench
+	tests/bench/run.sh $(abspath $(BUILD))
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,70 @@
+/* conn.h - the MQTT adapter's per-connection state, private to adapters/mqtt/.
+ *
+ * mqtt_conn.c frames input and drains output; the packet families are handled in
+ * mqtt_connect.c (CONNECT, DISCONNECT, AUTH), mqtt_publish.c (PUBLISH and its
+ * acks, topic aliases) and mqtt_subscribe.c (SUBSCRIBE, UNSUBSCRIBE).
+ */
+#ifndef PG_MQTT_CONN_H
+#define PG_MQTT_CONN_H
+
+#include "adapters/mqtt/codec.h"
+#include "adapters/mqtt/mqtt.h"
+
+/* A server-assigned outbound topic alias. */
+struct alias_out {
+    uint32_t hash;
+    uint16_t len;
+    char *topic;
+};
+
+struct mqtt_conn {
+    pg_broker *broker;
+    const struct mqtt_settings *set;
+    const struct mqtt_transport *tr;
+    void *t;
+    pg_session *session; /* NULL before CONNECT and once detached */
+    char *peer, *listener, *cert_cn, *protocol;
+    uint8_t version;     /* 0 until CONNECT */
+    uint8_t connected;   /* CONNECT accepted */
+    uint8_t closing;     /* no more input; close once ctl is written */
+    uint8_t clean_close; /* DISCONNECT received: no will */
+    uint8_t request_problem_info;
+    uint8_t zero_expiry; /* session expiry was 0 at CONNECT */
+    struct pg_buf in;    /* a partial packet carried over between reads */
+    struct pg_buf ctl;   /* replies queued until writable */
+    uint32_t max_out_packet; /* client's Maximum Packet Size, 0 = none */
+    uint16_t alias_in_max;
+    uint16_t alias_out_max;
+    char **alias_in;            /* [alias_in_max + 1], lazily allocated */
+    struct alias_out *alias_out; /* [alias_out_max], lazily allocated */
+    uint16_t n_alias_out, alias_out_next;
+};
+
+/* mqtt_conn.c */
+int mqtt_send(struct mqtt_conn *c, const struct mqtt_packet *p);
+int mqtt_send_ack(struct mqtt_conn *c, int type, uint16_t packet_id, uint8_t reason);
+/* Ends the connection for a protocol violation: v5 gets DISCONNECT(reason) first.
+ * Always returns -1 so handlers can `return mqtt_fail(...)`. */
+int mqtt_fail(struct mqtt_conn *c, uint8_t reason, const char *why);
+void mqtt_log_peer(struct mqtt_conn *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* mqtt_connect.c */
+int mqtt_on_connect(struct mqtt_conn *c, struct mqtt_packet *p);
+int mqtt_on_disconnect(struct mqtt_conn *c, struct mqtt_packet *p);
+extern const struct pg_conn_ops mqtt_conn_ops;
+/* A broker message from MQTT fields (v5 properties only when v5). */
+pg_msg *mqtt_msg_from(const mqtt_str *topic, const mqtt_str *payload, int qos, int retain,
+                      const struct mqtt_props *pp, int v5);
+
+/* mqtt_publish.c */
+int mqtt_on_publish(struct mqtt_conn *c, struct mqtt_packet *p);
+int mqtt_on_ack(struct mqtt_conn *c, struct mqtt_packet *p);
+int mqtt_encode_delivery(struct mqtt_conn *c, struct pg_buf *out, struct pg_delivery *d);
+void mqtt_aliases_free(struct mqtt_conn *c);
+
+/* mqtt_subscribe.c */
+int mqtt_on_subscribe(struct mqtt_conn *c, struct mqtt_packet *p);
+int mqtt_on_unsubscribe(struct mqtt_conn *c, struct mqtt_packet *p);
+
+#endif

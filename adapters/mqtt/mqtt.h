@@ -1,0 +1,51 @@
+/* mqtt.h - the MQTT adapter as its transports see it.
+ *
+ * One mqtt_conn per client connection, whatever carries its bytes (raw TCP, TLS,
+ * WebSocket): the transport feeds received bytes to mqtt_conn_input() and, when
+ * the socket is writable, drains mqtt_conn_output() with one write. The adapter
+ * speaks MQTT to the client and the broker core's API to the broker.
+ */
+#ifndef PG_MQTT_H
+#define PG_MQTT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapters/buf.h"
+#include "broker/broker.h"
+
+struct mqtt_conn;
+
+/* What the adapter needs from the transport that carries a connection. */
+struct mqtt_transport {
+    void (*request_write)(void *t); /* call mqtt_conn_output() when writable */
+    void (*close)(void *t);         /* close soon, from outside a callback */
+    void (*set_timeout)(void *t, int secs); /* 0 cancels */
+};
+
+/* Per-listener MQTT settings. */
+struct mqtt_settings {
+    uint16_t max_topic_alias; /* aliases accepted from and assigned to a client */
+    int connect_timeout_s;    /* time allowed between accept and CONNECT */
+};
+
+struct mqtt_conn_info {
+    const char *peer;     /* "address:port" */
+    const char *listener; /* "mqtt:0.0.0.0:1883" */
+    const char *cert_cn;  /* TLS client certificate CN, or NULL */
+    const char *protocol; /* "mqtt", "mqtt-ws" */
+};
+
+struct mqtt_conn *mqtt_conn_new(pg_broker *b, const struct mqtt_settings *set,
+                                const struct mqtt_transport *tr, void *t,
+                                const struct mqtt_conn_info *info);
+/* Bytes from the client. Returns 0, or -1 when the connection must close now. */
+int mqtt_conn_input(struct mqtt_conn *c, const uint8_t *data, size_t len);
+/* Appends what is ready to send to out, stopping once out->len passes `limit`.
+ * Returns 1 if more is waiting (ask for another writable callback), 0 if not, and
+ * -1 when the connection should close once out has been written. */
+int mqtt_conn_output(struct mqtt_conn *c, struct pg_buf *out, size_t limit);
+/* The transport is gone: ends the broker session's connection and frees c. */
+void mqtt_conn_closed(struct mqtt_conn *c);
+
+#endif

@@ -1,0 +1,136 @@
+/* mqtt_lws.c - MQTT over raw TCP and TLS listeners: the lws "raw-skt" protocol
+ * that feeds each accepted socket's bytes to an mqtt_conn and writes its output.
+ *
+ * Every writable callback makes one lws_write() of everything ready, encoded into
+ * one shared buffer (the loop is single-threaded, so one buffer serves all
+ * connections; lws keeps whatever the socket does not take).
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libwebsockets.h>
+#include <openssl/ssl.h>
+
+#include "adapters/mqtt/mqtt.h"
+#include "adapters/mqtt/mqtt_lws.h"
+#include "gateway/log.h"
+
+#define WRITE_LIMIT (64 * 1024) /* bytes encoded per writable callback */
+
+struct pss {
+    struct mqtt_conn *c;
+    uint8_t server_close;
+};
+
+static struct pg_buf out_buf = {.headroom = LWS_PRE};
+
+static void tr_request_write(void *t) {
+    lws_callback_on_writable(t);
+}
+
+static void tr_close(void *t) {
+    lws_set_timeout(t, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static void tr_set_timeout(void *t, int secs) {
+    lws_set_timeout(t, secs ? PENDING_TIMEOUT_USER_OK : NO_PENDING_TIMEOUT, secs);
+}
+
+static const struct mqtt_transport raw_transport = {tr_request_write, tr_close, tr_set_timeout};
+
+/* "address:port" of the peer, IPv4 or IPv6. */
+void pg_peer_name(int fd, char *out, size_t n) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+            port = ntohs(a->sin6_port);
+            snprintf(out, n, "[%s]:%d", host, port);
+            return;
+        }
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+    }
+    snprintf(out, n, "%s:%d", host, port);
+}
+
+static int on_adopt(struct lws *wsi, struct pss *pss) {
+    struct mqtt_listener *l = lws_get_vhost_user(lws_get_vhost(wsi));
+    char peer[64];
+    pg_peer_name(lws_get_socket_fd(wsi), peer, sizeof peer);
+    if (l->tls && !lws_is_ssl(wsi)) {
+        pg_error("%s: TLS listener accepted a plain connection; refusing", l->name);
+        return -1;
+    }
+    if (l->max_connections && l->n_connections >= l->max_connections) {
+        pg_notice("mqtt %s: refused, %s has its maximum of %d connections", peer, l->name,
+                  l->max_connections);
+        return -1;
+    }
+    struct mqtt_conn_info info = {.peer = peer, .listener = l->name, .protocol = "mqtt"};
+    pss->c = mqtt_conn_new(l->broker, &l->settings, &raw_transport, wsi, &info);
+    if (!pss->c)
+        return -1;
+    l->n_connections++;
+    return 0;
+}
+
+static int on_writeable(struct lws *wsi, struct pss *pss) {
+    out_buf.len = 0;
+    int r = mqtt_conn_output(pss->c, &out_buf, WRITE_LIMIT);
+    if (out_buf.len &&
+        lws_write(wsi, pg_buf_data(&out_buf), out_buf.len, LWS_WRITE_RAW) < (int)out_buf.len)
+        return -1;
+    if (out_buf.cap > 4 * WRITE_LIMIT)
+        pg_buf_free(&out_buf); /* one huge message should not pin memory */
+    if (r < 0) {
+        pss->server_close = 1;
+        return -1;
+    }
+    if (r > 0)
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static void on_close(struct lws *wsi, struct pss *pss) {
+    struct mqtt_listener *l = lws_get_vhost_user(lws_get_vhost(wsi));
+    if (!pss->c)
+        return;
+    /* lws skips close_notify on a server-side close; OpenSSL 3 clients then
+     * report an unexpected EOF. */
+    if (pss->server_close && lws_is_ssl(wsi) && lws_get_ssl(wsi))
+        SSL_shutdown(lws_get_ssl(wsi));
+    mqtt_conn_closed(pss->c);
+    pss->c = NULL;
+    l->n_connections--;
+}
+
+static int mqtt_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                             void *in, size_t len) {
+    struct pss *pss = user;
+    switch (reason) {
+    case LWS_CALLBACK_RAW_ADOPT:
+        return on_adopt(wsi, pss);
+    case LWS_CALLBACK_RAW_RX:
+        return pss->c && mqtt_conn_input(pss->c, in, len) < 0 ? -1 : 0;
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        return pss->c ? on_writeable(wsi, pss) : -1;
+    case LWS_CALLBACK_RAW_CLOSE:
+        on_close(wsi, pss);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+const struct lws_protocols mqtt_raw_protocols[] = {
+    {"mqtt", mqtt_raw_callback, sizeof(struct pss), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};

@@ -1,0 +1,71 @@
+/* mqtt_subscribe.c - SUBSCRIBE and UNSUBSCRIBE: one broker call per filter, one
+ * reason code per filter in the SUBACK / UNSUBACK (v3 SUBACK uses 0x80 for any
+ * failure; v3.1.1 UNSUBACK carries no codes).
+ */
+#include <string.h>
+
+#include "adapters/mqtt/conn.h"
+#include "gateway/log.h"
+
+#define MAX_FILTERS_PER_PACKET 1024 /* beyond this the SUBACK would not fit a stack buffer */
+
+static int send_suback(struct mqtt_conn *c, int type, uint16_t id, const uint8_t *codes,
+                       uint32_t n) {
+    struct mqtt_packet p;
+    memset(&p.u.suback, 0, sizeof p.u.suback);
+    p.type = (uint8_t)type;
+    p.flags = 0;
+    p.u.suback.packet_id = id;
+    p.u.suback.reasons = codes;
+    p.u.suback.count = n;
+    return mqtt_send(c, &p);
+}
+
+static uint8_t subscribe_one(struct mqtt_conn *c, const mqtt_str *f, uint8_t opt, uint32_t sub_id) {
+    struct pg_sub_opts o = {
+        .qos = MQTT_SUBOPT_QOS(opt),
+        .sub_id = sub_id,
+    };
+    if (c->version == MQTT_V5) {
+        o.no_local = (opt & MQTT_SUBOPT_NO_LOCAL) != 0;
+        o.retain_as_published = (opt & MQTT_SUBOPT_RAP) != 0;
+        o.retain_handling = MQTT_SUBOPT_RH(opt);
+    }
+    int rc = pg_subscribe(c->session, (const char *)f->p, f->len, &o);
+    if (rc >= 0x80) {
+        mqtt_log_peer(c, PG_LOG_INFO, "subscribe to '%.*s' refused (0x%02X)", (int)f->len,
+                      (const char *)f->p, rc);
+        return c->version == MQTT_V5 ? (uint8_t)rc : 0x80;
+    }
+    return (uint8_t)rc;
+}
+
+int mqtt_on_subscribe(struct mqtt_conn *c, struct mqtt_packet *p) {
+    struct mqtt_subscribe *s = &p->u.subscribe;
+    if (s->count > MAX_FILTERS_PER_PACKET)
+        return mqtt_fail(c, MQTT_RC_QUOTA_EXCEEDED, "too many filters in one SUBSCRIBE");
+    uint32_t sub_id = s->props.n_sub_ids ? s->props.sub_ids[0] : 0;
+    uint8_t codes[MAX_FILTERS_PER_PACKET];
+    uint32_t n = 0, cur = 0;
+    mqtt_str f;
+    uint8_t opt;
+    while (mqtt_sub_next(s, &cur, &f, &opt)) {
+        if (c->version == MQTT_V5 && (opt & MQTT_SUBOPT_NO_LOCAL) && f.len >= 7 &&
+            !memcmp(f.p, "$share/", 7))
+            return mqtt_fail(c, MQTT_RC_PROTOCOL_ERROR, "no local on a shared subscription");
+        codes[n++] = subscribe_one(c, &f, opt, sub_id);
+    }
+    return send_suback(c, MQTT_SUBACK, s->packet_id, codes, n);
+}
+
+int mqtt_on_unsubscribe(struct mqtt_conn *c, struct mqtt_packet *p) {
+    struct mqtt_subscribe *s = &p->u.subscribe;
+    if (s->count > MAX_FILTERS_PER_PACKET)
+        return mqtt_fail(c, MQTT_RC_QUOTA_EXCEEDED, "too many filters in one UNSUBSCRIBE");
+    uint8_t codes[MAX_FILTERS_PER_PACKET];
+    uint32_t n = 0, cur = 0;
+    mqtt_str f;
+    while (mqtt_unsub_next(s, &cur, &f))
+        codes[n++] = (uint8_t)pg_unsubscribe(c->session, (const char *)f.p, f.len);
+    return send_suback(c, MQTT_UNSUBACK, s->packet_id, codes, n);
+}

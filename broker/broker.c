@@ -1,0 +1,187 @@
+/* broker.c - the broker's lifetime, its clock, and the hook chain.
+ *
+ * The event loop owns time: it calls pg_broker_tick() a few times a second, which
+ * sweeps sessions (keepalive, will delay, expiry) and publishes $SYS. Hooks are an
+ * ordered list; for authentication and authorization the first hook with an
+ * opinion decides, and with none the defaults apply (anonymous per config, all
+ * access allowed).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/internal.h"
+
+void pg_broker_config_defaults(struct pg_broker_config *c) {
+    memset(c, 0, sizeof *c);
+    c->max_packet_size = 1048576;
+    c->max_inflight = 32;
+    c->max_queued_messages = 1000;
+    c->max_keepalive = 65535;
+    c->retain_available = 1;
+    c->sys_interval = 10;
+    c->allow_anonymous = 1;
+    c->version = "polygate";
+}
+
+static void retain_ref(void *v) {
+    pg_msg_ref(v);
+}
+
+static void retain_unref(void *v) {
+    pg_msg_unref(v);
+}
+
+static int session_online(void *owner) {
+    return ((pg_session *)owner)->conn != NULL;
+}
+
+pg_broker *pg_broker_new(const struct pg_broker_config *c) {
+    pg_broker *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->cfg = *c;
+    b->version = strdup(c->version ? c->version : "polygate");
+    b->cfg.version = b->version;
+    if (b->cfg.max_inflight == 0)
+        b->cfg.max_inflight = 1;
+    b->subs = pg_trie_new(session_online);
+    b->retained = pg_retain_new(retain_ref, retain_unref);
+    b->table_cap = 1024;
+    b->table = calloc(b->table_cap, sizeof *b->table);
+    if (!b->version || !b->subs || !b->retained || !b->table) {
+        pg_broker_free(b);
+        return NULL;
+    }
+    b->next_uid = 1;
+    return b;
+}
+
+void pg_broker_shutdown(pg_broker *b) {
+    for (uint32_t i = 0; i < b->table_cap; i++)
+        for (pg_session *s = b->table[i]; s; s = s->hnext)
+            if (s->conn)
+                pg_session_detach(s, PG_DISC_WITH_WILL, PG_RC_SERVER_SHUTTING_DOWN);
+    /* Wills waiting for their delay are due now: the server is going away. */
+    for (uint32_t i = 0; i < b->table_cap; i++)
+        for (pg_session *s = b->table[i]; s; s = s->hnext)
+            if (s->will_at)
+                pg_will_publish(s);
+    if (b->store && b->store->flush)
+        b->store->flush(b->store_ud);
+}
+
+void pg_broker_free(pg_broker *b) {
+    if (!b)
+        return;
+    if (b->table) {
+        for (uint32_t i = 0; i < b->table_cap; i++)
+            while (b->table[i])
+                pg_session_destroy(b->table[i]);
+        free(b->table);
+    }
+    if (b->retained)
+        pg_retain_free(b->retained);
+    if (b->subs)
+        pg_trie_free(b->subs);
+    free(b->hooks);
+    free(b->touched);
+    free(b->version);
+    free(b);
+}
+
+void pg_broker_tick(pg_broker *b, int64_t now_ms) {
+    b->now = now_ms;
+    if (!b->started) {
+        b->started = now_ms;
+        b->next_sys = now_ms;
+    }
+    pg_sessions_tick(b);
+    if (b->cfg.sys_interval && now_ms >= b->next_sys) {
+        b->next_sys = now_ms + (int64_t)b->cfg.sys_interval * 1000;
+        pg_sys_publish(b);
+    }
+}
+
+int64_t pg_broker_now(const pg_broker *b) {
+    return b->now;
+}
+
+const struct pg_broker_config *pg_broker_config(const pg_broker *b) {
+    return &b->cfg;
+}
+
+int pg_broker_publish(pg_broker *b, const char *topic, const void *payload, size_t len, int qos,
+                      int retain) {
+    pg_msg *m = pg_msg_new(topic, strlen(topic), payload, len, qos, retain, NULL);
+    if (!m)
+        return PG_RC_UNSPECIFIED;
+    int rc = pg_publish(b, NULL, m);
+    pg_msg_unref(m);
+    return rc;
+}
+
+void pg_broker_count_bytes(pg_broker *b, size_t in, size_t out) {
+    b->stats.bytes_received += in;
+    b->stats.bytes_sent += out;
+}
+
+void pg_broker_set_store(pg_broker *b, const struct pg_store_ops *ops, void *ud) {
+    b->store = ops;
+    b->store_ud = ud;
+}
+
+int pg_broker_restore_retained(pg_broker *b, pg_msg *m) {
+    return pg_retain_set(b->retained, m->topic, m->topic_len, m) < 0 ? -1 : 0;
+}
+
+int pg_broker_add_hooks(pg_broker *b, const struct pg_hooks *h) {
+    struct pg_hook_set *n = realloc(b->hooks, (size_t)(b->n_hooks + 1) * sizeof *n);
+    if (!n)
+        return -1;
+    b->hooks = n;
+    b->hooks[b->n_hooks++].h = *h;
+    if (h->authorize)
+        b->has_authorize = 1;
+    if (h->event)
+        b->has_events = 1;
+    return 0;
+}
+
+void pg_emit(pg_broker *b, enum pg_event_type t, const struct pg_identity *id, const pg_msg *m,
+             const char *filter, size_t flen, uint8_t qos, uint8_t reason) {
+    if (!b->has_events)
+        return;
+    struct pg_event ev = {.type = t, .id = id, .msg = m, .filter = filter,
+                          .filter_len = flen, .qos = qos, .reason = reason};
+    for (int i = 0; i < b->n_hooks; i++)
+        if (b->hooks[i].h.event)
+            b->hooks[i].h.event(b->hooks[i].h.ud, &ev);
+}
+
+int pg_hooks_authorize(pg_broker *b, const struct pg_identity *id, int access, const char *topic,
+                       size_t len) {
+    for (int i = 0; i < b->n_hooks; i++) {
+        const struct pg_hooks *h = &b->hooks[i].h;
+        if (!h->authorize)
+            continue;
+        int rc = h->authorize(h->ud, id, access, topic, len);
+        if (rc != PG_HOOK_PASS)
+            return rc;
+    }
+    return PG_HOOK_ALLOW;
+}
+
+int pg_hooks_authenticate(pg_broker *b, const struct pg_connect_req *req) {
+    for (int i = 0; i < b->n_hooks; i++) {
+        const struct pg_hooks *h = &b->hooks[i].h;
+        if (!h->authenticate)
+            continue;
+        int rc = h->authenticate(h->ud, &req->id, req->password, req->password_len,
+                                 req->has_password);
+        if (rc != PG_HOOK_PASS)
+            return rc;
+    }
+    if (!req->id.username && !b->cfg.allow_anonymous)
+        return PG_RC_NOT_AUTHORIZED;
+    return PG_HOOK_ALLOW;
+}

@@ -1,0 +1,291 @@
+/* polygate.c - the gateway: one lws context, one vhost per listener, the broker
+ * core, and the timers that drive it.
+ *
+ * Listeners follow the notes in shared/notes/lws-libcoap.md: explicit vhosts; a
+ * TLS vhost sets DO_SSL_GLOBAL_INIT in its own options (else lws silently serves
+ * plaintext); an IPv4 bind address needs DISABLE_IPV6 (else lws binds [::]).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "adapters/mqtt/mqtt_lws.h"
+#include "gateway/log.h"
+#include "gateway/polygate.h"
+
+#define TICK_US (250 * LWS_US_PER_MS)
+
+struct timer {
+    lws_sorted_usec_list_t sul; /* first: the callback gets this pointer */
+    struct polygate *g;
+    lws_usec_t interval;
+    void (*fn)(void *);
+    void *ud;
+    struct timer *next;
+};
+
+struct listener {
+    char group[16];
+    struct lws_vhost *vh;
+    struct mqtt_listener mqtt;
+};
+
+struct polygate {
+    pg_broker *broker;
+    struct lws_context *cx;
+    struct listener *listeners;
+    int n_listeners;
+    struct timer tick;
+    struct timer *timers;
+    volatile sig_atomic_t stop, reload;
+    int max_topic_alias;
+};
+
+static void lws_log_emit(int level, const char *line) {
+    int ours = level & LLL_ERR ? PG_LOG_ERROR : level & LLL_WARN ? PG_LOG_WARNING : PG_LOG_NOTICE;
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    pg_log(ours, "lws: %.*s", (int)n, line);
+}
+
+static void timer_fire(lws_sorted_usec_list_t *sul) {
+    struct timer *t = (struct timer *)sul;
+    t->fn(t->ud);
+    lws_sul_schedule(t->g->cx, 0, &t->sul, timer_fire, t->interval);
+}
+
+static void tick(void *ud) {
+    struct polygate *g = ud;
+    pg_broker_tick(g->broker, lws_now_usecs() / 1000);
+}
+
+static void start_timer(struct polygate *g, struct timer *t, lws_usec_t us, void (*fn)(void *),
+                        void *ud) {
+    t->g = g;
+    t->interval = us;
+    t->fn = fn;
+    t->ud = ud;
+    lws_sul_schedule(g->cx, 0, &t->sul, timer_fire, us);
+}
+
+int polygate_every(struct polygate *g, int interval_ms, void (*fn)(void *ud), void *ud) {
+    struct timer *t = calloc(1, sizeof *t);
+    if (!t)
+        return -1;
+    t->next = g->timers;
+    g->timers = t;
+    start_timer(g, t, (lws_usec_t)interval_ms * LWS_US_PER_MS, fn, ud);
+    return 0;
+}
+
+/* Why a vhost could not listen: lws only logs it, so try the bind ourselves. */
+static void explain_bind_failure(const char *bind_addr, int port, char *why, size_t n) {
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    int v6 = strchr(bind_addr, ':') != NULL;
+    if (v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        inet_pton(AF_INET6, bind_addr, &a->sin6_addr);
+        len = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        inet_pton(AF_INET, bind_addr, &a->sin_addr);
+        len = sizeof *a;
+    }
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&ss, len) < 0)
+        snprintf(why, n, "%s", strerror(errno));
+    else
+        snprintf(why, n, "lws could not create the listener");
+    if (fd >= 0)
+        close(fd);
+}
+
+static int open_mqtt_listener(struct polygate *g, const struct pg_listener_conf *lc, int index,
+                              char *err, size_t errlen) {
+    struct listener *l = &g->listeners[g->n_listeners];
+    memset(l, 0, sizeof *l);
+    snprintf(l->group, sizeof l->group, "mqtt");
+    l->mqtt.broker = g->broker;
+    l->mqtt.settings.max_topic_alias = (uint16_t)g->max_topic_alias;
+    l->mqtt.settings.connect_timeout_s = 10;
+    l->mqtt.tls = lc->tls;
+    l->mqtt.max_connections = lc->max_connections;
+
+    struct lws_context_creation_info vi;
+    memset(&vi, 0, sizeof vi);
+    char vname[32];
+    snprintf(vname, sizeof vname, "mqtt-%d", index);
+    vi.vhost_name = vname;
+    vi.port = lc->port;
+    int any4 = !strcmp(lc->bind, "0.0.0.0"), v6 = strchr(lc->bind, ':') != NULL;
+    vi.iface = any4 || !strcmp(lc->bind, "::") ? NULL : lc->bind;
+    vi.protocols = mqtt_raw_protocols;
+    vi.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
+    if (!v6)
+        vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    vi.listen_accept_role = "raw-skt";
+    vi.listen_accept_protocol = "mqtt";
+    vi.user = &l->mqtt;
+    if (lc->tls) {
+        vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        vi.ssl_cert_filepath = lc->tls_conf.cert_file;
+        vi.ssl_private_key_filepath = lc->tls_conf.key_file;
+        vi.ssl_ca_filepath = lc->tls_conf.ca_file;
+        if (lc->tls_conf.require_certificate)
+            vi.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+    }
+    l->vh = lws_create_vhost(g->cx, &vi);
+    if (!l->vh) {
+        char why[128];
+        explain_bind_failure(lc->bind, lc->port, why, sizeof why);
+        snprintf(err, errlen, "cannot listen for mqtt%s on %s:%d: %s", lc->tls ? " (TLS)" : "",
+                 lc->bind, lc->port, why);
+        return -1;
+    }
+    int port = lws_get_vhost_listen_port(l->vh);
+    snprintf(l->mqtt.name, sizeof l->mqtt.name, "mqtt%s:%s:%d", lc->tls ? "s" : "", lc->bind,
+             port);
+    pg_notice("listening: %s", l->mqtt.name);
+    g->n_listeners++;
+    return 0;
+}
+
+static void note_unavailable(const char *group, const struct pg_group_conf *gc) {
+    if (gc->enabled && gc->n_listeners)
+        pg_warn("%s: enabled in the config but not available in this build yet", group);
+}
+
+static struct lws_context *create_context(void) {
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.pt_serv_buf_size = 64 * 1024; /* also the most one read returns */
+    info.gid = (gid_t)-1;
+    info.uid = (uid_t)-1;
+    return lws_create_context(&info);
+}
+
+static void broker_config_from(struct pg_broker_config *bc, const struct pg_config *cfg) {
+    pg_broker_config_defaults(bc);
+    bc->max_packet_size = (uint32_t)cfg->broker.max_packet_size;
+    bc->max_inflight = (uint16_t)cfg->broker.max_inflight;
+    bc->max_queued_messages = (uint32_t)cfg->broker.max_queued_messages;
+    bc->max_keepalive = (uint16_t)cfg->broker.max_keepalive;
+    bc->retain_available = cfg->broker.retain_available;
+    bc->sys_interval = (uint32_t)cfg->broker.sys_interval;
+    bc->session_expiry_max = (uint32_t)cfg->broker.session_expiry_max;
+    bc->allow_anonymous = cfg->auth.allow_anonymous;
+    bc->version = "polygate " POLYGATE_VERSION;
+}
+
+struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t errlen) {
+    int lws_levels = LLL_ERR | LLL_WARN | (pg_log_enabled(PG_LOG_DEBUG) ? LLL_NOTICE : 0);
+    lws_set_log_level(lws_levels, lws_log_emit);
+    struct polygate *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    struct pg_broker_config bc;
+    broker_config_from(&bc, cfg);
+    g->max_topic_alias = cfg->broker.max_topic_alias;
+    g->broker = pg_broker_new(&bc);
+    g->cx = create_context();
+    int n = cfg->mqtt.enabled ? cfg->mqtt.n_listeners : 0;
+    g->listeners = calloc((size_t)n + 1, sizeof *g->listeners);
+    if (!g->broker || !g->cx || !g->listeners) {
+        snprintf(err, errlen, "cannot initialise the event loop");
+        polygate_free(g);
+        return NULL;
+    }
+    pg_broker_tick(g->broker, lws_now_usecs() / 1000);
+    for (int i = 0; i < n; i++)
+        if (open_mqtt_listener(g, &cfg->mqtt.listeners[i], i, err, errlen) < 0) {
+            polygate_free(g);
+            return NULL;
+        }
+    note_unavailable("websocket", &cfg->websocket);
+    note_unavailable("mqttsn", &cfg->mqttsn);
+    note_unavailable("coap", &cfg->coap);
+    note_unavailable("stomp", &cfg->stomp);
+    note_unavailable("http", &cfg->http);
+    start_timer(g, &g->tick, TICK_US, tick, g);
+    return g;
+}
+
+pg_broker *polygate_broker(struct polygate *g) {
+    return g->broker;
+}
+
+int polygate_port(struct polygate *g, const char *group, int index) {
+    for (int i = 0; i < g->n_listeners; i++)
+        if (!strcmp(g->listeners[i].group, group) && index-- == 0)
+            return lws_get_vhost_listen_port(g->listeners[i].vh);
+    return -1;
+}
+
+static void reload(struct polygate *g) {
+    g->reload = 0;
+    if (pg_log_reopen() < 0)
+        pg_warn("cannot reopen the log file: %s", strerror(errno));
+    pg_notice("SIGHUP: log reopened");
+}
+
+int polygate_run(struct polygate *g) {
+    while (!g->stop) {
+        if (lws_service(g->cx, 0) < 0)
+            break;
+        if (g->reload)
+            reload(g);
+    }
+    return 0;
+}
+
+void polygate_stop(struct polygate *g) {
+    g->stop = 1;
+    if (g->cx)
+        lws_cancel_service(g->cx);
+}
+
+void polygate_request_reload(struct polygate *g) {
+    g->reload = 1;
+    if (g->cx)
+        lws_cancel_service(g->cx);
+}
+
+void polygate_free(struct polygate *g) {
+    if (!g)
+        return;
+    if (g->broker)
+        pg_broker_shutdown(g->broker); /* wills out; adapters are kicked */
+    if (g->cx) {
+        /* Let kicked connections write their DISCONNECT before the context goes. */
+        for (int i = 0; i < 4; i++)
+            lws_service(g->cx, -1);
+        lws_context_destroy(g->cx);
+    }
+    pg_broker_free(g->broker);
+    while (g->timers) {
+        struct timer *t = g->timers;
+        g->timers = t->next;
+        free(t);
+    }
+    free(g->listeners);
+    free(g);
+}

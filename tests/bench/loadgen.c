@@ -1,0 +1,204 @@
+/* loadgen.c - polygate's MQTT 3.1.1 load generator: options and main.
+ *
+ * Used by tests/bench/run.sh to compare polygate with mosquitto. It is a
+ * single-threaded epoll client with its own MQTT codec (mqtt_codec.c), its
+ * own connection layer (net.c) and two modes:
+ *
+ *   bench.c  throughput scenarios, one RESULT line at the end:
+ *            pairs   N publisher/subscriber pairs, pair i on bench/pair/<i>
+ *            fanin   N publishers on bench/fanin/<i> -> 1 subscriber on bench/fanin/#
+ *            fanout  1 publisher on bench/fanout -> N subscribers
+ *   idle.c   opens N idle connections, prints IDLE_READY, holds them (RSS test)
+ *
+ * How the rate is measured (flow control)
+ * ---------------------------------------
+ * Every payload starts with the publisher's id (u32) and a per-publisher
+ * sequence number (u64, from 1). Each subscriber remembers, per publisher,
+ * the highest sequence it has received. Publishers and subscribers live in
+ * this one process, so a publisher can see directly how far its slowest
+ * subscriber has got:
+ *
+ *   ahead = last sequence sent - min over its subscribers of last received
+ *
+ * A publisher sends only while ahead < window (--window; default 64, for fanin
+ * 512/N so the single subscriber's backlog stays ~512). So the broker never
+ * holds more than `window` undelivered messages per publisher and subscriber:
+ * below max_queued_messages (1000), so nothing is dropped for lack of queue,
+ * and the count is what the broker can sustainably deliver, not what it can
+ * buffer. The window is refilled after every epoll_wait batch, and everything
+ * a publisher may send goes out in one send() call.
+ * For QoS 1 a publisher additionally keeps at most --ack-window (64) PUBLISHes
+ * without PUBACK, and subscribers answer every PUBLISH with a PUBACK.
+ *
+ * Counting: each PUBLISH received by a subscriber is one delivery (fan-out
+ * counts every subscriber's copy), counted only after the warm-up (--warmup,
+ * 1 s) for --secs seconds; rate = deliveries / measured seconds.
+ * Loss: a jump in a (publisher, subscriber) sequence counts the skipped
+ * messages as lost; after the measurement publishers stop and loadgen waits
+ * up to 3 s for everything sent to arrive, and what did not is lost too
+ * (for QoS 1 that is a broker bug; for QoS 0 it means the broker dropped).
+ * A repeated or older sequence counts as dup. A publisher whose window has
+ * seen no progress for 1 s (the messages it waits for were dropped) gives them
+ * up and goes on; such events are reported as stalls.
+ *
+ * Output: RESULT scenario=.. qos=.. clients=.. msgs=.. secs=.. rate=.. lost=.. dup=.. stalls=..
+ */
+#include "loadgen.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+double now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static const char *const scenario_names[] = {"pairs", "fanin", "fanout", "idle"};
+
+const char *scenario_name(enum scenario sc)
+{
+    return scenario_names[sc];
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: loadgen [options]\n"
+            "  -s, --scenario NAME    pairs | fanin | fanout | idle (default pairs)\n"
+            "  -q, --qos N            0 or 1 (default 0)\n"
+            "  -n, --clients N        pairs / publishers / subscribers / idle conns\n"
+            "                         (defaults 20 / 50 / 50 / 10000)\n"
+            "  -t, --secs S           measured seconds (default 10)\n"
+            "  -w, --warmup S         warm-up seconds, not counted (default 1)\n"
+            "  -p, --port P           broker port (default 1883)\n"
+            "  -H, --host A           broker IPv4 address (default 127.0.0.1)\n"
+            "      --payload B        payload bytes, >= 12 (default 64)\n"
+            "      --window K         messages ahead of the slowest subscriber\n"
+            "                         (default 64; fanin 512/N)\n"
+            "      --ack-window K     QoS 1 un-PUBACKed messages per publisher (default 64)\n"
+            "      --connect-burst M  connections waiting for CONNACK at once (default 64)\n"
+            "      --hold S           idle: seconds to hold connections (default 60)\n"
+            "      --setup-timeout S  give up if not connected by then (default 60)\n"
+            "  -v, --verbose          per-second progress on stderr\n");
+}
+
+static int parse_scenario(const char *s, enum scenario *out)
+{
+    for (unsigned i = 0; i < sizeof(scenario_names) / sizeof(*scenario_names); i++) {
+        if (strcmp(s, scenario_names[i]) == 0) {
+            *out = (enum scenario)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static unsigned default_clients(enum scenario sc)
+{
+    switch (sc) {
+    case SC_PAIRS:
+        return 20;
+    case SC_IDLE:
+        return 10000;
+    default:
+        return 50;
+    }
+}
+
+static void apply_defaults(struct opts *o)
+{
+    if (!o->clients)
+        o->clients = default_clients(o->scenario);
+    if (!o->window) {
+        o->window = 64;
+        if (o->scenario == SC_FANIN)
+            o->window = o->clients >= 256 ? 2 : 512 / o->clients;
+    }
+}
+
+enum { OPT_PAYLOAD = 256, OPT_WINDOW, OPT_ACK_WINDOW, OPT_BURST, OPT_HOLD, OPT_SETUP };
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    static const struct option longopts[] = {
+        {"scenario", required_argument, 0, 's'},
+        {"qos", required_argument, 0, 'q'},
+        {"clients", required_argument, 0, 'n'},
+        {"secs", required_argument, 0, 't'},
+        {"warmup", required_argument, 0, 'w'},
+        {"port", required_argument, 0, 'p'},
+        {"host", required_argument, 0, 'H'},
+        {"payload", required_argument, 0, OPT_PAYLOAD},
+        {"window", required_argument, 0, OPT_WINDOW},
+        {"ack-window", required_argument, 0, OPT_ACK_WINDOW},
+        {"connect-burst", required_argument, 0, OPT_BURST},
+        {"hold", required_argument, 0, OPT_HOLD},
+        {"setup-timeout", required_argument, 0, OPT_SETUP},
+        {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "s:q:n:t:w:p:H:vh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            if (parse_scenario(optarg, &o->scenario) != 0)
+                return -1;
+            break;
+        case 'q': o->qos = (unsigned)atoi(optarg); break;
+        case 'n': o->clients = (unsigned)atoi(optarg); break;
+        case 't': o->secs = atof(optarg); break;
+        case 'w': o->warmup = atof(optarg); break;
+        case 'p': o->port = (uint16_t)atoi(optarg); break;
+        case 'H': o->host = optarg; break;
+        case OPT_PAYLOAD: o->payload = (unsigned)atoi(optarg); break;
+        case OPT_WINDOW: o->window = (unsigned)atoi(optarg); break;
+        case OPT_ACK_WINDOW: o->ack_window = (unsigned)atoi(optarg); break;
+        case OPT_BURST: o->connect_burst = (unsigned)atoi(optarg); break;
+        case OPT_HOLD: o->hold = atof(optarg); break;
+        case OPT_SETUP: o->setup_timeout = atof(optarg); break;
+        case 'v': o->verbose = true; break;
+        case 'h': usage(stdout); exit(0);
+        default: return -1;
+        }
+    }
+    return optind == argc ? 0 : -1;
+}
+
+static int validate(const struct opts *o)
+{
+    if (o->qos > 1 || o->payload < 12 || o->payload > 65536 || o->secs <= 0 ||
+        o->warmup < 0 || o->window == 0 || o->ack_window == 0 || o->ack_window > 30000 ||
+        o->port == 0 || o->clients == 0)
+        return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {
+        .scenario = SC_PAIRS,
+        .host = "127.0.0.1",
+        .port = 1883,
+        .payload = 64,
+        .ack_window = 64,
+        .connect_burst = 64,
+        .secs = 10,
+        .warmup = 1,
+        .hold = 60,
+        .setup_timeout = 60,
+    };
+    if (parse_args(argc, argv, &o) != 0 || (apply_defaults(&o), validate(&o) != 0)) {
+        usage(stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    return o.scenario == SC_IDLE ? idle_run(&o) : bench_run(&o);
+}

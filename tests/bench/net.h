@@ -1,0 +1,71 @@
+/* net.h - loadgen's connection layer.
+ *
+ * Non-blocking TCP client sockets on one epoll instance, single-threaded.
+ * Each connection has an output buffer (written with one send() per flush,
+ * so many packets go out per syscall) and keeps only the bytes of an
+ * incomplete packet between reads; all reads go into one large shared buffer
+ * and every complete MQTT packet in it is handed to the owner's on_packet.
+ * Connects are throttled (at most max_connecting waiting for CONNACK) so the
+ * broker's listen backlog never overflows when opening 10,000 connections.
+ * The owner (bench.c or idle.c) embeds struct conn in its own structs.
+ */
+#ifndef LG_NET_H
+#define LG_NET_H
+
+#include "mqtt_codec.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf {
+    uint8_t *data;
+    size_t off, len, cap; /* pending bytes are data[off, len) */
+};
+
+struct conn {
+    int fd;
+    uint8_t kind;         /* owner's tag */
+    bool connecting;      /* TCP handshake still in progress */
+    bool awaiting_connack;/* holds one of the max_connecting slots */
+    bool out_armed;       /* EPOLLOUT registered because send() would block */
+    bool closed;
+    uint32_t index;       /* owner's index */
+    struct buf out;
+    struct buf pend;      /* incomplete packet left over from the last read */
+};
+
+struct net_handlers {
+    void (*on_packet)(struct conn *c, const struct mqtt_pkt *pk);
+    void (*on_closed)(struct conn *c, const char *why);
+};
+
+/* Sets up epoll and the broker address. Returns 0 or -1 (message printed). */
+int net_init(const char *host, uint16_t port, unsigned max_connecting,
+             const struct net_handlers *h);
+
+/* Raises RLIMIT_NOFILE to at least need descriptors. Returns 0 or -1. */
+int net_raise_nofile(size_t need);
+
+/* Queues c for connecting; its CONNECT should already be in c->out. */
+void net_queue_connect(struct conn *c);
+
+/* Call on CONNACK: releases c's connect slot. */
+void net_connect_done(struct conn *c);
+
+/* One epoll_wait (at most timeout_ms) and dispatch of everything ready. */
+void net_poll(int timeout_ms);
+
+/* Room for n more output bytes; net_commit(c, n) after writing them. */
+uint8_t *net_reserve(struct conn *c, size_t n);
+void net_commit(struct conn *c, size_t n);
+
+/* Sends as much of c->out as the socket takes; arms EPOLLOUT for the rest. */
+void net_flush(struct conn *c);
+
+/* Bytes queued in c->out and not yet sent. */
+size_t net_pending(const struct conn *c);
+
+void net_close(struct conn *c);
+
+#endif

@@ -1,0 +1,361 @@
+"""End-to-end test harness: starts the broker under test, hands tests its address.
+
+Target selection (env POLYGATE_TARGET):
+  polygate  (default) runs $POLYGATE_BIN (default: build/polygate) as `BIN -c FILE` with a
+            generated libconfig file.
+  mosquitto runs /usr/sbin/mosquitto with an equivalent generated mosquitto.conf, to check
+            that the tests themselves are right. Tests marked `polygate_only` (behaviour
+            the spec allows but mosquitto doesn't do) are skipped there.
+
+Brokers listen on free loopback ports. A test picks its broker configuration with
+`@pytest.mark.broker_config(max_packet_size=..., tls=True, ...)` (keys: DEFAULT_CONFIG);
+tests of one module that ask for the same configuration share one broker process, so
+every test uses its own topics and client ids (fixtures `uniq`, `topic`).
+Each broker's stderr log is kept in tests/e2e/.artifacts/ and is attached to the report
+of a failing test; at teardown the broker gets SIGTERM and must exit 0 in time.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+ARTIFACTS = HERE / ".artifacts"
+sys.path.insert(0, str(HERE))
+
+TARGET = os.environ.get("POLYGATE_TARGET", "polygate").strip().lower() or "polygate"
+if TARGET not in ("polygate", "mosquitto"):
+    raise pytest.UsageError("POLYGATE_TARGET must be polygate or mosquitto, not %r" % TARGET)
+MOSQUITTO_BIN = os.environ.get("MOSQUITTO_BIN", "/usr/sbin/mosquitto")
+HOST = "127.0.0.1"
+
+# Slower builds (AddressSanitizer) stretch every deadline by this factor.
+SLOW = float(os.environ.get("E2E_TIME_FACTOR", "1"))
+START_TIMEOUT = 20.0 * SLOW
+STOP_TIMEOUT = 15.0 * SLOW
+
+DEFAULT_CONFIG = {
+    "max_packet_size": 1048576,
+    "max_inflight": 32,
+    "max_queued_messages": 1000,
+    "max_keepalive": 65535,
+    "retain_available": True,
+    "sys_interval": 1,
+    "max_topic_alias": 64,
+    "tls": False,  # adds a second MQTT listener with TLS (self-signed cert made here)
+    "log_level": os.environ.get("E2E_LOG_LEVEL", "debug"),
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "polygate_only: behaviour the spec allows but mosquitto does not do; "
+        "skipped when POLYGATE_TARGET=mosquitto")
+    config.addinivalue_line(
+        "markers", "broker_config(**kw): broker configuration for this test (see conftest)")
+    if not getattr(config, "workerinput", None):
+        shutil.rmtree(ARTIFACTS, ignore_errors=True)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+
+def pytest_report_header(config):
+    if TARGET == "mosquitto":
+        return "e2e target: mosquitto (%s)" % MOSQUITTO_BIN
+    return "e2e target: polygate (%s)" % polygate_bin()
+
+
+def pytest_collection_modifyitems(config, items):
+    if TARGET != "mosquitto":
+        return
+    skip = pytest.mark.skip(reason="polygate_only: spec-allowed behaviour mosquitto lacks")
+    for item in items:
+        if "polygate_only" in item.keywords:
+            item.add_marker(skip)
+
+
+def polygate_bin():
+    return os.environ.get("POLYGATE_BIN") or str(REPO / "build" / "polygate")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _safe(name):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
+
+
+# ------------------------------------------------------------------ TLS material
+
+
+_tls_cache = {}
+
+
+def tls_files():
+    """A self-signed server certificate for localhost / 127.0.0.1 (openssl CLI)."""
+    if _tls_cache:
+        return _tls_cache
+    d = ARTIFACTS / "tls"
+    d.mkdir(parents=True, exist_ok=True)
+    crt, key = d / "server.crt", d / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(crt), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+    os.chmod(key, 0o644)
+    _tls_cache.update(cert=str(crt), key=str(key), ca=str(crt))
+    return _tls_cache
+
+
+# ------------------------------------------------------------------ broker process
+
+
+def _polygate_conf(cfg, port, tls_port, tls):
+    b = lambda v: "true" if v else "false"
+    listeners = ['{ bind = "%s"; port = %d; }' % (HOST, port)]
+    if tls_port:
+        listeners.append('{ bind = "%s"; port = %d; tls = { cert_file = "%s"; key_file = "%s"; }; }'
+                         % (HOST, tls_port, tls["cert"], tls["key"]))
+    return (
+        "broker = { max_packet_size = %d; max_inflight = %d; max_queued_messages = %d;\n"
+        "           max_keepalive = %d; retain_available = %s; sys_interval = %d;\n"
+        "           max_topic_alias = %d; };\n"
+        "auth = { allow_anonymous = true; };\n"
+        'log = { level = "%s"; };\n'
+        "mqtt = { enabled = true; listeners = ( %s ); };\n"
+        "websocket = { enabled = false; };\nmqttsn = { enabled = false; };\n"
+        "coap = { enabled = false; };\nstomp = { enabled = false; };\nhttp = { enabled = false; };\n"
+    ) % (cfg["max_packet_size"], cfg["max_inflight"], cfg["max_queued_messages"],
+         cfg["max_keepalive"], b(cfg["retain_available"]), cfg["sys_interval"],
+         cfg["max_topic_alias"], cfg["log_level"], ",\n    ".join(listeners))
+
+
+def _mosquitto_conf(cfg, port, tls_port, tls):
+    lines = [
+        "per_listener_settings false",
+        "allow_anonymous true",
+        "persistence false",
+        "log_dest stderr",
+        "log_type all" if cfg["log_level"] == "debug" else "log_type information",
+        "max_packet_size %d" % cfg["max_packet_size"],
+        "max_inflight_messages %d" % cfg["max_inflight"],
+        "max_queued_messages %d" % cfg["max_queued_messages"],
+        "max_keepalive %d" % cfg["max_keepalive"],
+        "retain_available %s" % ("true" if cfg["retain_available"] else "false"),
+        "sys_interval %d" % cfg["sys_interval"],
+    ]
+    if os.geteuid() == 0:
+        lines.append("user root")
+    lines += ["listener %d %s" % (port, HOST), "max_topic_alias %d" % cfg["max_topic_alias"]]
+    if tls_port:
+        lines += ["listener %d %s" % (tls_port, HOST), "max_topic_alias %d" % cfg["max_topic_alias"],
+                  "certfile %s" % tls["cert"], "keyfile %s" % tls["key"]]
+    return "\n".join(lines) + "\n"
+
+
+class Broker:
+    """One running broker under test."""
+
+    def __init__(self, cfg, name):
+        self.cfg = dict(cfg)
+        self.target = TARGET
+        self.host = HOST
+        self.name = name
+        self.dir = ARTIFACTS / _safe(name)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.dir / "broker.log"
+        self.proc = None
+        self.port = None
+        self.tls_port = None
+        self.cafile = None
+
+    def __repr__(self):
+        return "<Broker %s %s:%s tls=%s>" % (self.target, self.host, self.port, self.tls_port)
+
+    def start(self):
+        tls = tls_files() if self.cfg["tls"] else None
+        for attempt in range(3):  # a free port can be taken between probe and bind
+            self.port = free_port()
+            self.tls_port = free_port() if tls else None
+            if tls:
+                self.cafile = tls["ca"]
+            if TARGET == "mosquitto":
+                conf = self.dir / "mosquitto.conf"
+                conf.write_text(_mosquitto_conf(self.cfg, self.port, self.tls_port, tls))
+                argv = [MOSQUITTO_BIN, "-c", str(conf)]
+            else:
+                conf = self.dir / "polygate.conf"
+                conf.write_text(_polygate_conf(self.cfg, self.port, self.tls_port, tls))
+                binary = polygate_bin()
+                if not os.access(binary, os.X_OK):
+                    pytest.fail("polygate binary %s not found or not executable "
+                                "(set POLYGATE_BIN, or POLYGATE_TARGET=mosquitto)" % binary,
+                                pytrace=False)
+                argv = [binary, "-c", str(conf)]
+            self.log = open(self.log_path, "ab")
+            self.log.write(("==== %s\n" % " ".join(argv)).encode())
+            self.log.flush()
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
+                                         stderr=self.log, cwd=str(self.dir))
+            if self._wait_ready():
+                return self
+            rc = self.proc.poll()
+            if rc is None:
+                self.proc.kill()
+                self.proc.wait()
+                pytest.fail("broker did not accept TCP on %d/%s within %.0fs\n%s" % (
+                    self.port, self.tls_port, START_TIMEOUT, self.log_tail()), pytrace=False)
+            text = self.log_tail()
+            if "in use" in text.lower() and attempt < 2:
+                continue
+            pytest.fail("broker exited with code %s at start\n%s" % (rc, text), pytrace=False)
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        ports = [p for p in (self.port, self.tls_port) if p]
+        while ports:
+            if self.proc.poll() is not None:
+                return False
+            if time.monotonic() > deadline:
+                return False
+            try:
+                with socket.create_connection((self.host, ports[0]), timeout=0.5):
+                    ports.pop(0)
+            except OSError:
+                time.sleep(0.02)
+        return True
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_size(self):
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_text(self, offset=0, limit=40000):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except OSError:
+            return ""
+        if len(data) > limit:
+            data = b"[... cut ...]\n" + data[-limit:]
+        return data.decode("utf-8", "replace")
+
+    def log_tail(self):
+        return "---- %s ----\n%s" % (self.log_path, self.log_text())
+
+    def stop(self):
+        """SIGTERM; returns (exit code or None if it had to be killed)."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.log.close()
+                return None
+        self.log.close()
+        return self.proc.returncode
+
+
+def _merged_config(request):
+    cfg = dict(DEFAULT_CONFIG)
+    for mark in reversed(list(request.node.iter_markers("broker_config"))):
+        unknown = set(mark.kwargs) - set(DEFAULT_CONFIG)
+        if unknown:
+            raise pytest.UsageError("unknown broker_config keys %s" % sorted(unknown))
+        cfg.update(mark.kwargs)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def _broker_pool(request):
+    pool = {}
+    yield pool
+    errors = []
+    for broker in pool.values():
+        rc = broker.stop()
+        if rc != 0:
+            errors.append("%r: %s\n%s" % (
+                broker, "did not exit within %.0fs of SIGTERM" % STOP_TIMEOUT if rc is None
+                else "exit code %s after SIGTERM (expected 0)" % rc, broker.log_tail()))
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def broker(request, _broker_pool):
+    """The broker under test for this test's broker_config (shared within the module)."""
+    cfg = _merged_config(request)
+    key = tuple(sorted(cfg.items()))
+    b = _broker_pool.get(key)
+    if b is not None and not b.alive():
+        # it died during an earlier test, which has been failed for it
+        _broker_pool.pop(key)
+        b = None
+    if b is None:
+        name = "%s-%d" % (request.module.__name__, len(_broker_pool) + 1)
+        b = Broker(cfg, name).start()
+        _broker_pool[key] = b
+    request.node._e2e_brokers = getattr(request.node, "_e2e_brokers", []) + [(b, b.log_size())]
+    yield b
+    if not b.alive():
+        pytest.fail("broker died during this test: exit code %s\n%s" % (
+            b.proc.returncode, b.log_tail()), pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for b, offset in getattr(item, "_e2e_brokers", []):
+            report.sections.append((
+                "broker log (%s, from this test on)" % b.log_path,
+                b.log_text(offset)))
+
+
+# ------------------------------------------------------------------ per-test helpers
+
+
+@pytest.fixture
+def uniq():
+    """A short unique string for client ids and topics of this test."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def topic(request, uniq):
+    """A topic prefix no other test uses."""
+    short = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[:40].strip("-")
+    return "e2e/%s/%s" % (short, uniq)
+
+
+@pytest.fixture
+def clients(broker, uniq):
+    """Factory for paho and raw clients, all closed at teardown."""
+    import helpers
+    f = helpers.ClientFactory(broker, uniq)
+    yield f
+    f.close_all()
