@@ -47,6 +47,8 @@ struct polygate {
     struct timer *timers;
     volatile sig_atomic_t stop, reload;
     int max_topic_alias;
+    int max_connections;
+    int n_connections; /* across every listener */
 };
 
 static void lws_log_emit(int level, const char *line) {
@@ -126,6 +128,8 @@ static int open_mqtt_listener(struct polygate *g, const struct pg_listener_conf 
     l->mqtt.settings.connect_timeout_s = 10;
     l->mqtt.tls = lc->tls;
     l->mqtt.max_connections = lc->max_connections;
+    l->mqtt.total_connections = &g->n_connections;
+    l->mqtt.total_max = g->max_connections;
 
     struct lws_context_creation_info vi;
     memset(&vi, 0, sizeof vi);
@@ -205,6 +209,7 @@ struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t err
     struct pg_broker_config bc;
     broker_config_from(&bc, cfg);
     g->max_topic_alias = cfg->broker.max_topic_alias;
+    g->max_connections = cfg->broker.max_connections;
     g->broker = pg_broker_new(&bc);
     g->cx = create_context();
     int n = cfg->mqtt.enabled ? cfg->mqtt.n_listeners : 0;

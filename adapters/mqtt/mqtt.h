@@ -45,6 +45,9 @@ int mqtt_conn_input(struct mqtt_conn *c, const uint8_t *data, size_t len);
  * Returns 1 if more is waiting (ask for another writable callback), 0 if not, and
  * -1 when the connection should close once out has been written. */
 int mqtt_conn_output(struct mqtt_conn *c, struct pg_buf *out, size_t limit);
+/* Bytes of replies waiting to be written: a transport stops reading while this is
+ * high, so a client that sends without reading cannot grow it without bound. */
+size_t mqtt_conn_backlog(const struct mqtt_conn *c);
 /* The transport is gone: ends the broker session's connection and frees c. */
 void mqtt_conn_closed(struct mqtt_conn *c);
 

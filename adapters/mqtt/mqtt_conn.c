@@ -203,6 +203,10 @@ int mqtt_conn_output(struct mqtt_conn *c, struct pg_buf *out, size_t limit) {
     return more;
 }
 
+size_t mqtt_conn_backlog(const struct mqtt_conn *c) {
+    return c->ctl.len;
+}
+
 void mqtt_conn_closed(struct mqtt_conn *c) {
     if (c->session) {
         if (!c->clean_close)

@@ -17,11 +17,13 @@
 #include "adapters/mqtt/mqtt_lws.h"
 #include "gateway/log.h"
 
-#define WRITE_LIMIT (64 * 1024) /* bytes encoded per writable callback */
+#define WRITE_LIMIT (64 * 1024)   /* bytes encoded per writable callback */
+#define BACKLOG_HIGH (256 * 1024) /* stop reading a client with this much unsent */
 
 struct pss {
     struct mqtt_conn *c;
     uint8_t server_close;
+    uint8_t rx_paused;
 };
 
 static struct pg_buf out_buf = {.headroom = LWS_PRE};
@@ -74,15 +76,35 @@ static int on_adopt(struct lws *wsi, struct pss *pss) {
                   l->max_connections);
         return -1;
     }
+    if (l->total_max && *l->total_connections >= l->total_max) {
+        pg_notice("mqtt %s: refused, the gateway has its maximum of %d connections", peer,
+                  l->total_max);
+        return -1;
+    }
     struct mqtt_conn_info info = {.peer = peer, .listener = l->name, .protocol = "mqtt"};
     pss->c = mqtt_conn_new(l->broker, &l->settings, &raw_transport, wsi, &info);
     if (!pss->c)
         return -1;
     l->n_connections++;
+    (*l->total_connections)++;
+    return 0;
+}
+
+static int on_receive(struct lws *wsi, struct pss *pss, const uint8_t *in, size_t len) {
+    if (!pss->c || mqtt_conn_input(pss->c, in, len) < 0)
+        return -1;
+    if (mqtt_conn_backlog(pss->c) > BACKLOG_HIGH && !pss->rx_paused) {
+        lws_rx_flow_control(wsi, 0);
+        pss->rx_paused = 1;
+    }
     return 0;
 }
 
 static int on_writeable(struct lws *wsi, struct pss *pss) {
+    if (pss->rx_paused) {
+        lws_rx_flow_control(wsi, 1); /* everything pending is about to be written */
+        pss->rx_paused = 0;
+    }
     out_buf.len = 0;
     int r = mqtt_conn_output(pss->c, &out_buf, WRITE_LIMIT);
     if (out_buf.len &&
@@ -110,6 +132,7 @@ static void on_close(struct lws *wsi, struct pss *pss) {
     mqtt_conn_closed(pss->c);
     pss->c = NULL;
     l->n_connections--;
+    (*l->total_connections)--;
 }
 
 static int mqtt_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -119,7 +142,7 @@ static int mqtt_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, 
     case LWS_CALLBACK_RAW_ADOPT:
         return on_adopt(wsi, pss);
     case LWS_CALLBACK_RAW_RX:
-        return pss->c && mqtt_conn_input(pss->c, in, len) < 0 ? -1 : 0;
+        return on_receive(wsi, pss, in, len);
     case LWS_CALLBACK_RAW_WRITEABLE:
         return pss->c ? on_writeable(wsi, pss) : -1;
     case LWS_CALLBACK_RAW_CLOSE:

@@ -17,6 +17,8 @@ struct mqtt_listener {
     int tls;
     int max_connections; /* 0 = unlimited */
     int n_connections;
+    int *total_connections; /* shared by every listener of the process */
+    int total_max;          /* broker.max_connections, 0 = unlimited */
 };
 
 extern const struct lws_protocols mqtt_raw_protocols[];

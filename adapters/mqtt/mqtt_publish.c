@@ -79,8 +79,9 @@ int mqtt_on_publish(struct mqtt_conn *c, struct mqtt_packet *p) {
     struct mqtt_publish *pub = &p->u.publish;
     if (c->version != MQTT_V5)
         memset(&pub->props, 0, sizeof pub->props);
-    if (publish_checks(c, pub) < 0 || c->closing)
-        return c->closing ? 0 : -1;
+    int r = publish_checks(c, pub);
+    if (r < 0 || c->closing)
+        return r;
     if (c->version == MQTT_V5 && MQTT_HAS(&pub->props, MQTT_PROP_PAYLOAD_FORMAT) &&
         pub->props.payload_format == 1 && !mqtt_utf8_valid(pub->payload.p, pub->payload.len)) {
         if (pub->qos)

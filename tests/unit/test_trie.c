@@ -108,13 +108,13 @@ static int count_id(const struct hits *hs, uint32_t id) {
 }
 
 /* hs contains exactly the sub ids listed (0-terminated), each once. */
-static void assert_ids(const struct hits *hs, const uint32_t *ids) {
+static void assert_ids(struct hits hs, const uint32_t *ids) {
     int n = 0;
     for (; ids[n]; n++)
-        assert_int_equal(count_id(hs, ids[n]), 1);
-    assert_int_equal(hs->n, n);
+        assert_int_equal(count_id(&hs, ids[n]), 1);
+    assert_int_equal(hs.n, n);
 }
-#define ASSERT_IDS(hs, ...) assert_ids(&(hs), (const uint32_t[]){__VA_ARGS__, 0})
+#define ASSERT_IDS(hs, ...) assert_ids((hs), (const uint32_t[]){__VA_ARGS__, 0})
 
 static int setup(void **state) {
     for (int i = 0; i < NOWNERS; i++)
