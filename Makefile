@@ -24,7 +24,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 EXAMPLES  := $(BUILD)/examples/embed
 
-.PHONY: all run test unit e2e asan-test bench fuzz format clean deps deps-test examples
+.PHONY: all run test unit e2e asan-test bench fuzz fuzz-build format clean deps deps-test examples
 all: $(BUILD)/polygate $(BUILD)/libpolygate.a examples
 
 $(BUILD)/%.o: %.c
@@ -76,12 +76,33 @@ test: deps-test
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory asan-test
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECS=15
 
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C tests/bench BUILD=$(abspath $(BUILD))/bench
 	tests/bench/run.sh $(abspath $(BUILD))
+
+# libFuzzer targets: each tests/fuzz/fuzz_X.c links the library objects it needs.
+FUZZ_SECS ?= 60
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -I. -fsanitize=fuzzer,address,undefined
+FUZZ_BINS := build-fuzz/fuzz_codec build-fuzz/fuzz_trie build-fuzz/fuzz_mqtt_conn
+build-fuzz/fuzz_codec: tests/fuzz/fuzz_codec.c $(wildcard adapters/mqtt/codec*.c)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^
+build-fuzz/fuzz_trie: tests/fuzz/fuzz_trie.c broker/topic_tree.c broker/trie.c broker/retain.c
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^
+FUZZ_LIB_SRCS := $(filter-out gateway/polygate.c adapters/mqtt/mqtt_lws.c gateway/config.c,$(LIB_SRCS))
+build-fuzz/fuzz_mqtt_conn: tests/fuzz/fuzz_mqtt_conn.c $(FUZZ_LIB_SRCS)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	@set -e; for f in $(FUZZ_BINS); do echo "== $$f ($(FUZZ_SECS) s)"; \
+	  mkdir -p build-fuzz/corpus-$$(basename $$f); \
+	  $$f -max_total_time=$(FUZZ_SECS) -print_final_stats=0 build-fuzz/corpus-$$(basename $$f) $$(ls -d tests/fuzz/corpus/$${f#build-fuzz/fuzz_} 2>/dev/null) 2>&1 | tail -2; done
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -36,6 +36,7 @@ struct hit {
 /* State of one walk: the path of the current node and the hits collected so far. */
 struct walk {
     const pg_retain *r;
+    pg_retain_unref_fn unref; /* copied: fn might even free the store */
     const struct pg_tnode *root;
     char *path; /* topic of the current node, built level by level */
     size_t plen;
@@ -242,7 +243,7 @@ static void collect_match(struct walk *w, const char *f, size_t flen) {
             const struct pg_tnode *c = NULL;
             if (pg_level_is(f + fpos, fend - fpos, '#')) {
                 if (fend == flen) { /* else an invalid filter: matches nothing */
-                    collect(w, n);   /* "a/#" matches "a" too (root holds nothing) */
+                    collect(w, n);  /* "a/#" matches "a" too (root holds nothing) */
                     collect_subtree(w, n, 1);
                 }
             } else if (pg_level_is(f + fpos, fend - fpos, '+')) {
@@ -282,6 +283,7 @@ static void collect_match(struct walk *w, const char *f, size_t flen) {
 static int walk_begin(struct walk *w, const pg_retain *r) {
     memset(w, 0, sizeof(*w));
     w->r = r;
+    w->unref = r->unref;
     w->root = r->tree.root;
     w->path = malloc(r->max_tlen + 1);
     return w->path ? 0 : -1;
@@ -294,7 +296,8 @@ static void walk_deliver(struct walk *w, pg_retain_each_fn fn, void *ctx) {
         struct hit *h = &w->hits[i];
         if (!stop)
             stop = fn(ctx, w->names + h->off, h->len, h->value);
-        value_unref(w->r, h->value);
+        if (w->unref)
+            w->unref(h->value);
     }
     free(w->hits);
     free(w->names);

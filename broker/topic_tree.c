@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HASH_MIN_CAP 16 /* first table size when a node outgrows its small array */
+#define HASH_MIN_CAP 16   /* first table size when a node outgrows its small array */
 #define TT_DENSE     0x80 /* flags: hash slots compacted for teardown (see pop_child_for_destroy) */
 
 static uint64_t rotl64(uint64_t x, int r) {
@@ -180,9 +180,10 @@ static void kids_remove(struct pg_tnode *n, struct pg_tnode *c) {
 
 /* ---- nodes ---- */
 
-static struct pg_tnode *node_new(pg_tree *tr, struct pg_tnode *parent, const char *s,
-                                 size_t len) {
-    struct pg_tnode *n = malloc(offsetof(struct pg_tnode, level) + len);
+static struct pg_tnode *node_new(pg_tree *tr, struct pg_tnode *parent, const char *s, size_t len) {
+    /* Never less than sizeof(*n): the compiler may access the tail padding. */
+    size_t size = offsetof(struct pg_tnode, level) + len;
+    struct pg_tnode *n = malloc(size < sizeof(*n) ? sizeof(*n) : size);
     if (!n)
         return NULL;
     memset(n, 0, offsetof(struct pg_tnode, level));
@@ -275,18 +276,20 @@ struct pg_tnode *pg_tree_child(const pg_tree *tr, const struct pg_tnode *n, cons
 
 struct pg_tnode *pg_tree_find(const pg_tree *tr, const char *path, size_t len) {
     struct pg_tnode *n = tr->root;
-    for (size_t pos = 0;; pos++) {
+    size_t pos = 0;
+    for (;;) {
         size_t end = pg_level_end(path, len, pos);
         n = pg_tree_child(tr, n, path + pos, end - pos);
         if (!n || end == len)
             return n;
-        pos = end;
+        pos = end + 1;
     }
 }
 
 struct pg_tnode *pg_tree_make(pg_tree *tr, const char *path, size_t len) {
     struct pg_tnode *n = tr->root;
-    for (size_t pos = 0;; pos++) {
+    size_t pos = 0;
+    for (;;) {
         size_t end = pg_level_end(path, len, pos);
         struct pg_tnode *c = pg_tree_child(tr, n, path + pos, end - pos);
         if (!c)
@@ -298,7 +301,7 @@ struct pg_tnode *pg_tree_make(pg_tree *tr, const char *path, size_t len) {
         n = c;
         if (end == len)
             return n;
-        pos = end;
+        pos = end + 1;
     }
 }
 

@@ -40,7 +40,7 @@ struct pg_tnode {
 
 typedef struct pg_tree {
     struct pg_tnode *root;
-    uint64_t seed;  /* per-tree hash seed, so colliding level names are harder to plan */
+    uint64_t seed; /* per-tree hash seed, so colliding level names are harder to plan */
     size_t nnodes; /* nodes allocated, root included */
 } pg_tree;
 

@@ -242,8 +242,8 @@ static int set_put(struct sub_set *set, const char *group, size_t glen, const st
     return rc;
 }
 
-int pg_trie_subscribe(pg_trie *t, const char *filter, size_t flen, const char *group,
-                      size_t glen, const struct pg_sub *sub) {
+int pg_trie_subscribe(pg_trie *t, const char *filter, size_t flen, const char *group, size_t glen,
+                      const struct pg_sub *sub) {
     struct pg_tnode *n = pg_tree_make(&t->tree, filter, flen);
     if (!n)
         return -1;
@@ -279,8 +279,8 @@ static int set_remove(struct sub_set *set, const char *group, size_t glen, const
     return 0;
 }
 
-int pg_trie_unsubscribe(pg_trie *t, const char *filter, size_t flen, const char *group,
-                        size_t glen, void *owner) {
+int pg_trie_unsubscribe(pg_trie *t, const char *filter, size_t flen, const char *group, size_t glen,
+                        void *owner) {
     struct pg_tnode *n = pg_tree_find(&t->tree, filter, flen);
     if (!n || !n->data || set_remove(n->data, group, glen, owner))
         return 1;
@@ -349,8 +349,8 @@ void pg_trie_match(pg_trie *t, const char *topic, size_t tlen, pg_trie_match_fn 
     }
 }
 
-int pg_share_split(const char *s, size_t len, const char **group, size_t *glen,
-                   const char **filter, size_t *flen) {
+int pg_share_split(const char *s, size_t len, const char **group, size_t *glen, const char **filter,
+                   size_t *flen) {
     static const char prefix[] = "$share/";
     const size_t plen = sizeof(prefix) - 1;
     if (len < plen || memcmp(s, prefix, plen) != 0)

@@ -185,7 +185,8 @@ struct rc_set {
     const uint8_t *codes;
     uint8_t n;
 };
-#define RC_SET(a) {a, sizeof a}
+#define RC_SET(a)                                                                                  \
+    { a, sizeof a }
 
 static const struct rc_set v5_reasons[16] = {
     [MQTT_CONNACK] = RC_SET(rc_connack),   [MQTT_PUBACK] = RC_SET(rc_puback),
@@ -233,9 +234,21 @@ static int connect_flags(struct mqtt_connect *c, uint8_t f) {
     return 0;
 }
 
+/* Receivers publish their reply to the Response Topic, so it must be a usable
+ * topic name (MQTT-3.3.2-14, 3.1.3.2.5). The spec names no code: it is data the
+ * protocol does not allow, hence a Protocol Error. */
+static int response_topic_check(const struct mqtt_props *p) {
+    if (MQTT_HAS(p, MQTT_PROP_RESPONSE_TOPIC) &&
+        !mqtt_topic_name_valid(p->response_topic.p, p->response_topic.len))
+        return MQTT_RC_PROTOCOL_ERROR;
+    return 0;
+}
+
 static int connect_will(struct mqtt_rd *r, struct mqtt_connect *c) {
-    if (c->version == MQTT_V5)
+    if (c->version == MQTT_V5) {
         MQTT_TRY(mqtt_props_read(r, MQTT_CTX_WILL, &c->will_props));
+        MQTT_TRY(response_topic_check(&c->will_props));
+    }
     MQTT_TRY(rd_str(r, &c->will_topic));
     MQTT_TRY(rd_bin(r, &c->will_payload));
     /* The will is published under this name, so it obeys the PUBLISH rules. */
@@ -257,8 +270,7 @@ static int decode_connect(struct mqtt_rd *r, uint8_t unused, struct mqtt_packet 
     MQTT_TRY(rd_u16(r, &c->keepalive));
     if (c->version == MQTT_V5) {
         MQTT_TRY(mqtt_props_read(r, MQTT_CONNECT, &c->props));
-        if (MQTT_HAS(&c->props, MQTT_PROP_AUTH_DATA) &&
-            !MQTT_HAS(&c->props, MQTT_PROP_AUTH_METHOD))
+        if (MQTT_HAS(&c->props, MQTT_PROP_AUTH_DATA) && !MQTT_HAS(&c->props, MQTT_PROP_AUTH_METHOD))
             return MQTT_RC_PROTOCOL_ERROR;
     }
     MQTT_TRY(rd_str(r, &c->client_id));
@@ -300,8 +312,10 @@ static int decode_publish(struct mqtt_rd *r, uint8_t version, struct mqtt_packet
         if (!m->packet_id)
             return proto_err(version);
     }
-    if (version == MQTT_V5)
+    if (version == MQTT_V5) {
         MQTT_TRY(mqtt_props_read(r, MQTT_PUBLISH, &m->props));
+        MQTT_TRY(response_topic_check(&m->props));
+    }
     m->payload.p = r->p;
     m->payload.len = (uint32_t)rd_left(r);
     r->p = r->end;
@@ -405,13 +419,13 @@ static int decode_reason_only(struct mqtt_rd *r, uint8_t version, struct mqtt_pa
 }
 
 static const decode_fn decoders[16] = {
-    [MQTT_CONNECT] = decode_connect,       [MQTT_CONNACK] = decode_connack,
-    [MQTT_PUBLISH] = decode_publish,       [MQTT_PUBACK] = decode_ack,
-    [MQTT_PUBREC] = decode_ack,            [MQTT_PUBREL] = decode_ack,
-    [MQTT_PUBCOMP] = decode_ack,           [MQTT_SUBSCRIBE] = decode_subscribe,
-    [MQTT_SUBACK] = decode_suback,         [MQTT_UNSUBSCRIBE] = decode_subscribe,
-    [MQTT_UNSUBACK] = decode_suback,       [MQTT_PINGREQ] = decode_empty,
-    [MQTT_PINGRESP] = decode_empty,        [MQTT_DISCONNECT] = decode_reason_only,
+    [MQTT_CONNECT] = decode_connect,  [MQTT_CONNACK] = decode_connack,
+    [MQTT_PUBLISH] = decode_publish,  [MQTT_PUBACK] = decode_ack,
+    [MQTT_PUBREC] = decode_ack,       [MQTT_PUBREL] = decode_ack,
+    [MQTT_PUBCOMP] = decode_ack,      [MQTT_SUBSCRIBE] = decode_subscribe,
+    [MQTT_SUBACK] = decode_suback,    [MQTT_UNSUBSCRIBE] = decode_subscribe,
+    [MQTT_UNSUBACK] = decode_suback,  [MQTT_PINGREQ] = decode_empty,
+    [MQTT_PINGRESP] = decode_empty,   [MQTT_DISCONNECT] = decode_reason_only,
     [MQTT_AUTH] = decode_reason_only,
 };
 

@@ -27,6 +27,8 @@ static uint64_t props_block(const struct mqtt_props *pr, uint8_t v, int ctx, uin
     *inner = 0;
     if (v != MQTT_V5)
         return 0;
+    if (!pr->present && !pr->n_sub_ids && !pr->user_pairs_len) /* the common delivery */
+        return 1;
     uint64_t n = mqtt_props_size(pr, ctx);
     if (n > MQTT_MAX_REMAINING)
         return MQTT_UNENCODABLE;
@@ -36,7 +38,9 @@ static uint64_t props_block(const struct mqtt_props *pr, uint8_t v, int ctx, uin
 
 static uint8_t *write_props(uint8_t *w, const struct mqtt_props *pr, uint8_t v, int ctx,
                             uint32_t inner) {
-    return v == MQTT_V5 ? mqtt_props_write(w, pr, ctx, inner) : w;
+    if (v != MQTT_V5)
+        return w;
+    return inner ? mqtt_props_write(w, pr, ctx, inner) : wr_u8(w, 0);
 }
 
 /* ---- CONNECT ---- */
@@ -141,8 +145,8 @@ static uint64_t reason_tail_size(const struct mqtt_props *pr, uint8_t reason, ui
     return e->has_reason + (e->has_props ? block : 0);
 }
 
-static uint8_t *reason_tail_write(uint8_t *w, const struct mqtt_props *pr, uint8_t reason,
-                                  int ctx, const struct enc *e) {
+static uint8_t *reason_tail_write(uint8_t *w, const struct mqtt_props *pr, uint8_t reason, int ctx,
+                                  const struct enc *e) {
     if (e->has_reason)
         w = wr_u8(w, reason);
     return e->has_props ? mqtt_props_write(w, pr, ctx, e->props) : w;
@@ -153,8 +157,7 @@ static uint64_t ack_size(const struct mqtt_packet *p, uint8_t v, struct enc *e) 
     return 2 + reason_tail_size(&p->u.ack.props, p->u.ack.reason, v, p->type, e);
 }
 
-static uint8_t *ack_write(const struct mqtt_packet *p, uint8_t v, const struct enc *e,
-                          uint8_t *w) {
+static uint8_t *ack_write(const struct mqtt_packet *p, uint8_t v, const struct enc *e, uint8_t *w) {
     w = wr_u16(w, p->u.ack.packet_id);
     return reason_tail_write(w, &p->u.ack.props, p->u.ack.reason, p->type, e);
 }

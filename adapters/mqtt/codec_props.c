@@ -20,12 +20,12 @@ struct prop_desc {
 };
 
 #define IN(t) (1u << (t))
-#define WILL IN(MQTT_CTX_WILL)
-#define PUB IN(MQTT_PUBLISH)
-#define CONN IN(MQTT_CONNECT)
-#define CACK IN(MQTT_CONNACK)
-#define DISC IN(MQTT_DISCONNECT)
-#define AUTH IN(MQTT_AUTH)
+#define WILL  IN(MQTT_CTX_WILL)
+#define PUB   IN(MQTT_PUBLISH)
+#define CONN  IN(MQTT_CONNECT)
+#define CACK  IN(MQTT_CONNACK)
+#define DISC  IN(MQTT_DISCONNECT)
+#define AUTH  IN(MQTT_AUTH)
 #define ACKS                                                                                       \
     (IN(MQTT_PUBACK) | IN(MQTT_PUBREC) | IN(MQTT_PUBREL) | IN(MQTT_PUBCOMP) | IN(MQTT_SUBACK) |    \
      IN(MQTT_UNSUBACK))
@@ -68,7 +68,7 @@ static const struct prop_desc props_table[MQTT_PROP_SHARED_SUB_AVAILABLE + 1] = 
 
 /* The single-valued properties, which the encoder takes from `present`; the two
  * repeatable ones are driven by their counts instead. */
-#define MULTI_BITS ((1ull << MQTT_PROP_USER_PROPERTY) | (1ull << MQTT_PROP_SUBSCRIPTION_ID))
+#define MULTI_BITS  ((1ull << MQTT_PROP_USER_PROPERTY) | (1ull << MQTT_PROP_SUBSCRIPTION_ID))
 #define SINGLE_BITS (((1ull << N_PROPS) - 1) & ~MULTI_BITS)
 
 static const struct prop_desc *desc_of(uint8_t id) {
@@ -76,7 +76,7 @@ static const struct prop_desc *desc_of(uint8_t id) {
 }
 
 /* Field accessors: the table stores offsets, the declared field types match. */
-#define FIELD(props, d, T) ((T *)((char *)(props) + (d)->field))
+#define FIELD(props, d, T)  ((T *)((char *)(props) + (d)->field))
 #define CFIELD(props, d, T) ((const T *)((const char *)(props) + (d)->field))
 
 /* ---- decode ---- */
@@ -127,7 +127,8 @@ static int read_value(struct mqtt_rd *r, const struct prop_desc *d, struct mqtt_
 }
 
 static int may_repeat(uint8_t id, int ctx) {
-    return id == MQTT_PROP_USER_PROPERTY || (id == MQTT_PROP_SUBSCRIPTION_ID && ctx == MQTT_PUBLISH);
+    return id == MQTT_PROP_USER_PROPERTY ||
+           (id == MQTT_PROP_SUBSCRIPTION_ID && ctx == MQTT_PUBLISH);
 }
 
 static int read_one(struct mqtt_rd *r, int ctx, struct mqtt_props *out) {

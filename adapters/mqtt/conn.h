@@ -51,6 +51,8 @@ void mqtt_log_peer(struct mqtt_conn *c, int level, const char *fmt, ...)
 
 /* mqtt_connect.c */
 int mqtt_on_connect(struct mqtt_conn *c, struct mqtt_packet *p);
+/* A CONNECT with an unknown protocol name or level: CONNACK 0x84 (v5) / 0x01. */
+int mqtt_refuse_version(struct mqtt_conn *c, uint8_t level);
 int mqtt_on_disconnect(struct mqtt_conn *c, struct mqtt_packet *p);
 extern const struct pg_conn_ops mqtt_conn_ops;
 /* A broker message from MQTT fields (v5 properties only when v5). */

@@ -59,7 +59,7 @@ void mqtt_log_peer(struct mqtt_conn *c, int level, const char *fmt, ...) {
 
 int mqtt_send(struct mqtt_conn *c, const struct mqtt_packet *p) {
     size_t n = mqtt_encode(p, c->version ? c->version : MQTT_V311, NULL, 0);
-    uint8_t *dst = pg_buf_reserve(&c->ctl, n);
+    uint8_t *dst = n ? pg_buf_reserve(&c->ctl, n) : NULL;
     if (!dst)
         return -1;
     mqtt_encode(p, c->version ? c->version : MQTT_V311, dst, n);
@@ -129,8 +129,8 @@ static int dispatch(struct mqtt_conn *c, struct mqtt_packet *p) {
 static int handle_packet(struct mqtt_conn *c, const uint8_t *pkt, uint32_t len) {
     struct mqtt_packet p;
     int rc = mqtt_decode(pkt, len, c->version, &p);
-    if (rc == MQTT_RC_UNSUPPORTED_VERSION && pkt[0] >> 4 == MQTT_CONNECT)
-        return mqtt_on_connect(c, &p); /* answers with the right CONNACK */
+    if (rc == MQTT_RC_UNSUPPORTED_VERSION && !c->connected)
+        return mqtt_refuse_version(c, p.u.connect.version);
     if (rc) {
         char why[64];
         snprintf(why, sizeof why, "bad %s packet", packet_names[pkt[0] >> 4]);

@@ -246,13 +246,15 @@ static void fill_request(struct mqtt_conn *c, const struct mqtt_connect *k,
     }
 }
 
+int mqtt_refuse_version(struct mqtt_conn *c, uint8_t level) {
+    /* Answer in the form the client will understand best. */
+    c->version = level >= MQTT_V5 ? MQTT_V5 : MQTT_V311;
+    return refuse(c, MQTT_RC_UNSUPPORTED_VERSION, "unsupported protocol name or level");
+}
+
 int mqtt_on_connect(struct mqtt_conn *c, struct mqtt_packet *p) {
     struct mqtt_connect *k = &p->u.connect;
     c->version = k->version;
-    if (k->version != MQTT_V31 && k->version != MQTT_V311 && k->version != MQTT_V5) {
-        c->version = k->version >= MQTT_V5 ? MQTT_V5 : MQTT_V311;
-        return refuse(c, MQTT_RC_UNSUPPORTED_VERSION, "unsupported protocol level");
-    }
     char id_buf[256];
     char username[256] = "";
     int assigned;

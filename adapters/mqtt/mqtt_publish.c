@@ -209,9 +209,9 @@ static void fill_v5_props(struct mqtt_props *pr, const struct pg_delivery *d) {
 
 static int append_packet(struct mqtt_conn *c, struct pg_buf *out, const struct mqtt_packet *p,
                          size_t size) {
-    uint8_t *dst = pg_buf_reserve(out, size);
+    uint8_t *dst = size ? pg_buf_reserve(out, size) : NULL;
     if (!dst)
-        return -1;
+        return -1; /* unencodable (e.g. too large) or out of memory */
     mqtt_encode(p, c->version, dst, size);
     out->len += size;
     return 0;

@@ -25,14 +25,12 @@ static struct {
 
 static volatile sig_atomic_t stop_requested;
 
-static void on_signal(int sig)
-{
+static void on_signal(int sig) {
     (void)sig;
     stop_requested = 1;
 }
 
-static void install_signals(void)
-{
+static void install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait returns EINTR */
@@ -40,8 +38,7 @@ static void install_signals(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
-static void on_packet(struct conn *c, const struct mqtt_pkt *pk)
-{
+static void on_packet(struct conn *c, const struct mqtt_pkt *pk) {
     if (pk->type != MQTT_CONNACK)
         return;
     if (pk->body_len < 2 || pk->body[1] != 0) {
@@ -54,16 +51,14 @@ static void on_packet(struct conn *c, const struct mqtt_pkt *pk)
     I.ready++;
 }
 
-static void on_closed(struct conn *c, const char *why)
-{
+static void on_closed(struct conn *c, const char *why) {
     (void)c;
     I.failed++;
     if (!I.first_error)
         I.first_error = why;
 }
 
-static void queue_all(unsigned n)
-{
+static void queue_all(unsigned n) {
     I.conns = calloc(n, sizeof(*I.conns));
     if (!I.conns) {
         fprintf(stderr, "loadgen: out of memory\n");
@@ -80,8 +75,7 @@ static void queue_all(unsigned n)
 }
 
 /* Waits until every connection has its CONNACK (or failed). */
-static int open_all(double t0)
-{
+static int open_all(double t0) {
     unsigned n = I.o->clients;
     while (I.ready + I.failed < n && !stop_requested) {
         net_poll(100);
@@ -93,15 +87,13 @@ static int open_all(double t0)
     return I.failed || stop_requested ? -1 : 0;
 }
 
-static void hold(void)
-{
+static void hold(void) {
     double until = now_sec() + I.o->hold;
     while (!stop_requested && now_sec() < until)
         net_poll(200);
 }
 
-int idle_run(const struct opts *o)
-{
+int idle_run(const struct opts *o) {
     I.o = o;
     struct net_handlers h = {.on_packet = on_packet, .on_closed = on_closed};
     install_signals();

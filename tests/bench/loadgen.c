@@ -14,34 +14,39 @@
  * ---------------------------------------
  * Every payload starts with the publisher's id (u32) and a per-publisher
  * sequence number (u64, from 1). Each subscriber remembers, per publisher,
- * the highest sequence it has received. Publishers and subscribers live in
- * this one process, so a publisher can see directly how far its slowest
- * subscriber has got:
+ * how many messages it got and the highest sequence it saw. Publishers and
+ * subscribers live in this one process, so a publisher sees directly how far
+ * its slowest subscriber has got:
  *
- *   ahead = last sequence sent - min over its subscribers of last received
+ *   ahead = last sequence sent - min over its subscribers of highest sequence seen
  *
- * A publisher sends only while ahead < window (--window; default 64, for fanin
+ * A publisher may send while ahead < window (--window; default 64, for fanin
  * 512/N so the single subscriber's backlog stays ~512). So the broker never
- * holds more than `window` undelivered messages per publisher and subscriber:
- * below max_queued_messages (1000), so nothing is dropped for lack of queue,
- * and the count is what the broker can sustainably deliver, not what it can
- * buffer. The window is refilled after every epoll_wait batch, and everything
- * a publisher may send goes out in one send() call.
- * For QoS 1 a publisher additionally keeps at most --ack-window (64) PUBLISHes
- * without PUBACK, and subscribers answer every PUBLISH with a PUBACK.
+ * holds more than `window` undelivered messages per publisher and subscriber,
+ * well below max_queued_messages (1000): a correct broker has no reason to
+ * drop, and the count is what the broker can sustainably deliver, not what
+ * it can buffer. For QoS 1 a publisher also keeps at most --ack-window (64)
+ * PUBLISHes without PUBACK, and subscribers PUBACK every PUBLISH at once.
+ * Windows are refilled after each epoll_wait batch, and only once a quarter
+ * of the window is free, so each publisher sends many messages per send();
+ * subscribers read up to 512 KB per recv() and parse every packet in it.
+ * Using the highest sequence (not a count) means a dropped message does not
+ * hold the window once a later one arrives. If a whole window's tail was
+ * dropped nothing arrives at all: after 100 ms without progress the publisher
+ * may send one extra "probe" message (reported as stalls=).
  *
  * Counting: each PUBLISH received by a subscriber is one delivery (fan-out
  * counts every subscriber's copy), counted only after the warm-up (--warmup,
  * 1 s) for --secs seconds; rate = deliveries / measured seconds.
- * Loss: a jump in a (publisher, subscriber) sequence counts the skipped
- * messages as lost; after the measurement publishers stop and loadgen waits
- * up to 3 s for everything sent to arrive, and what did not is lost too
- * (for QoS 1 that is a broker bug; for QoS 0 it means the broker dropped).
- * A repeated or older sequence counts as dup. A publisher whose window has
- * seen no progress for 1 s (the messages it waits for were dropped) gives them
- * up and goes on; such events are reported as stalls.
+ * Loss: afterwards publishers stop and loadgen waits up to 3 s for the last
+ * message of every publisher to reach every subscriber; then
+ * lost = copies sent (expected=, whole run) - copies received. For QoS 1 it
+ * means the broker discarded acknowledged messages (e.g. at a queue limit of
+ * its own). ooo= counts deliveries older than one already seen
+ * (reordering or duplicates; MQTT keeps per-publisher order, so it should be 0).
  *
- * Output: RESULT scenario=.. qos=.. clients=.. msgs=.. secs=.. rate=.. lost=.. dup=.. stalls=..
+ * Output: RESULT scenario= qos= clients= payload= window= msgs= secs= rate=
+ *         expected= lost= ooo= stalls=
  */
 #include "loadgen.h"
 
@@ -52,8 +57,7 @@
 #include <string.h>
 #include <time.h>
 
-double now_sec(void)
-{
+double now_sec(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -61,35 +65,31 @@ double now_sec(void)
 
 static const char *const scenario_names[] = {"pairs", "fanin", "fanout", "idle"};
 
-const char *scenario_name(enum scenario sc)
-{
+const char *scenario_name(enum scenario sc) {
     return scenario_names[sc];
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: loadgen [options]\n"
-            "  -s, --scenario NAME    pairs | fanin | fanout | idle (default pairs)\n"
-            "  -q, --qos N            0 or 1 (default 0)\n"
-            "  -n, --clients N        pairs / publishers / subscribers / idle conns\n"
-            "                         (defaults 20 / 50 / 50 / 10000)\n"
-            "  -t, --secs S           measured seconds (default 10)\n"
-            "  -w, --warmup S         warm-up seconds, not counted (default 1)\n"
-            "  -p, --port P           broker port (default 1883)\n"
-            "  -H, --host A           broker IPv4 address (default 127.0.0.1)\n"
-            "      --payload B        payload bytes, >= 12 (default 64)\n"
-            "      --window K         messages ahead of the slowest subscriber\n"
-            "                         (default 64; fanin 512/N)\n"
-            "      --ack-window K     QoS 1 un-PUBACKed messages per publisher (default 64)\n"
-            "      --connect-burst M  connections waiting for CONNACK at once (default 64)\n"
-            "      --hold S           idle: seconds to hold connections (default 60)\n"
-            "      --setup-timeout S  give up if not connected by then (default 60)\n"
-            "  -v, --verbose          per-second progress on stderr\n");
+static void usage(FILE *f) {
+    fprintf(f, "usage: loadgen [options]\n"
+               "  -s, --scenario NAME    pairs | fanin | fanout | idle (default pairs)\n"
+               "  -q, --qos N            0 or 1 (default 0)\n"
+               "  -n, --clients N        pairs / publishers / subscribers / idle conns\n"
+               "                         (defaults 20 / 50 / 50 / 10000)\n"
+               "  -t, --secs S           measured seconds (default 10)\n"
+               "  -w, --warmup S         warm-up seconds, not counted (default 1)\n"
+               "  -p, --port P           broker port (default 1883)\n"
+               "  -H, --host A           broker IPv4 address (default 127.0.0.1)\n"
+               "      --payload B        payload bytes, >= 12 (default 64)\n"
+               "      --window K         messages ahead of the slowest subscriber\n"
+               "                         (default 64; fanin 512/N)\n"
+               "      --ack-window K     QoS 1 un-PUBACKed messages per publisher (default 64)\n"
+               "      --connect-burst M  connections waiting for CONNACK at once (default 64)\n"
+               "      --hold S           idle: seconds to hold connections (default 60)\n"
+               "      --setup-timeout S  give up if not connected by then (default 60)\n"
+               "  -v, --verbose          per-second progress on stderr\n");
 }
 
-static int parse_scenario(const char *s, enum scenario *out)
-{
+static int parse_scenario(const char *s, enum scenario *out) {
     for (unsigned i = 0; i < sizeof(scenario_names) / sizeof(*scenario_names); i++) {
         if (strcmp(s, scenario_names[i]) == 0) {
             *out = (enum scenario)i;
@@ -99,8 +99,7 @@ static int parse_scenario(const char *s, enum scenario *out)
     return -1;
 }
 
-static unsigned default_clients(enum scenario sc)
-{
+static unsigned default_clients(enum scenario sc) {
     switch (sc) {
     case SC_PAIRS:
         return 20;
@@ -111,8 +110,7 @@ static unsigned default_clients(enum scenario sc)
     }
 }
 
-static void apply_defaults(struct opts *o)
-{
+static void apply_defaults(struct opts *o) {
     if (!o->clients)
         o->clients = default_clients(o->scenario);
     if (!o->window) {
@@ -124,8 +122,7 @@ static void apply_defaults(struct opts *o)
 
 enum { OPT_PAYLOAD = 256, OPT_WINDOW, OPT_ACK_WINDOW, OPT_BURST, OPT_HOLD, OPT_SETUP };
 
-static int parse_args(int argc, char **argv, struct opts *o)
-{
+static int parse_args(int argc, char **argv, struct opts *o) {
     static const struct option longopts[] = {
         {"scenario", required_argument, 0, 's'},
         {"qos", required_argument, 0, 'q'},
@@ -151,37 +148,64 @@ static int parse_args(int argc, char **argv, struct opts *o)
             if (parse_scenario(optarg, &o->scenario) != 0)
                 return -1;
             break;
-        case 'q': o->qos = (unsigned)atoi(optarg); break;
-        case 'n': o->clients = (unsigned)atoi(optarg); break;
-        case 't': o->secs = atof(optarg); break;
-        case 'w': o->warmup = atof(optarg); break;
-        case 'p': o->port = (uint16_t)atoi(optarg); break;
-        case 'H': o->host = optarg; break;
-        case OPT_PAYLOAD: o->payload = (unsigned)atoi(optarg); break;
-        case OPT_WINDOW: o->window = (unsigned)atoi(optarg); break;
-        case OPT_ACK_WINDOW: o->ack_window = (unsigned)atoi(optarg); break;
-        case OPT_BURST: o->connect_burst = (unsigned)atoi(optarg); break;
-        case OPT_HOLD: o->hold = atof(optarg); break;
-        case OPT_SETUP: o->setup_timeout = atof(optarg); break;
-        case 'v': o->verbose = true; break;
-        case 'h': usage(stdout); exit(0);
-        default: return -1;
+        case 'q':
+            o->qos = (unsigned)atoi(optarg);
+            break;
+        case 'n':
+            o->clients = (unsigned)atoi(optarg);
+            break;
+        case 't':
+            o->secs = atof(optarg);
+            break;
+        case 'w':
+            o->warmup = atof(optarg);
+            break;
+        case 'p':
+            o->port = (uint16_t)atoi(optarg);
+            break;
+        case 'H':
+            o->host = optarg;
+            break;
+        case OPT_PAYLOAD:
+            o->payload = (unsigned)atoi(optarg);
+            break;
+        case OPT_WINDOW:
+            o->window = (unsigned)atoi(optarg);
+            break;
+        case OPT_ACK_WINDOW:
+            o->ack_window = (unsigned)atoi(optarg);
+            break;
+        case OPT_BURST:
+            o->connect_burst = (unsigned)atoi(optarg);
+            break;
+        case OPT_HOLD:
+            o->hold = atof(optarg);
+            break;
+        case OPT_SETUP:
+            o->setup_timeout = atof(optarg);
+            break;
+        case 'v':
+            o->verbose = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            return -1;
         }
     }
     return optind == argc ? 0 : -1;
 }
 
-static int validate(const struct opts *o)
-{
-    if (o->qos > 1 || o->payload < 12 || o->payload > 65536 || o->secs <= 0 ||
-        o->warmup < 0 || o->window == 0 || o->ack_window == 0 || o->ack_window > 30000 ||
-        o->port == 0 || o->clients == 0)
+static int validate(const struct opts *o) {
+    if (o->qos > 1 || o->payload < 12 || o->payload > 65536 || o->secs <= 0 || o->warmup < 0 ||
+        o->window == 0 || o->ack_window == 0 || o->ack_window > 30000 || o->port == 0 ||
+        o->clients == 0)
         return -1;
     return 0;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     struct opts o = {
         .scenario = SC_PAIRS,
         .host = "127.0.0.1",

@@ -12,17 +12,17 @@ struct opts {
     enum scenario scenario;
     const char *host;
     uint16_t port;
-    unsigned clients;    /* pairs / publishers / subscribers / idle connections */
-    unsigned qos;        /* 0 or 1 */
-    unsigned payload;    /* bytes per message, >= 12 */
-    unsigned window;     /* messages a publisher may be ahead of its slowest subscriber */
-    unsigned ack_window; /* QoS 1: PUBLISHes a publisher may have un-PUBACKed */
+    unsigned clients;       /* pairs / publishers / subscribers / idle connections */
+    unsigned qos;           /* 0 or 1 */
+    unsigned payload;       /* bytes per message, >= 12 */
+    unsigned window;        /* messages a publisher may be ahead of its slowest subscriber */
+    unsigned ack_window;    /* QoS 1: PUBLISHes a publisher may have un-PUBACKed */
     unsigned connect_burst; /* connections at most waiting for CONNACK at once */
-    double secs;         /* measured duration */
-    double warmup;       /* not counted */
-    double hold;         /* idle: seconds to hold the connections */
+    double secs;            /* measured duration */
+    double warmup;          /* not counted */
+    double hold;            /* idle: seconds to hold the connections */
     double setup_timeout;
-    bool verbose;        /* per-second progress on stderr */
+    bool verbose; /* per-second progress on stderr */
 };
 
 const char *scenario_name(enum scenario sc);

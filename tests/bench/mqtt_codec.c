@@ -4,8 +4,7 @@
 
 #include <string.h>
 
-static size_t put_varint(uint8_t *p, size_t v)
-{
+static size_t put_varint(uint8_t *p, size_t v) {
     size_t n = 0;
     do {
         uint8_t b = v & 0x7f;
@@ -15,27 +14,23 @@ static size_t put_varint(uint8_t *p, size_t v)
     return n;
 }
 
-static size_t varint_len(size_t v)
-{
+static size_t varint_len(size_t v) {
     return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4;
 }
 
-static size_t put_u16(uint8_t *p, uint16_t v)
-{
+static size_t put_u16(uint8_t *p, uint16_t v) {
     p[0] = (uint8_t)(v >> 8);
     p[1] = (uint8_t)v;
     return 2;
 }
 
-static size_t put_str(uint8_t *p, const char *s, size_t len)
-{
+static size_t put_str(uint8_t *p, const char *s, size_t len) {
     put_u16(p, (uint16_t)len);
     memcpy(p + 2, s, len);
     return 2 + len;
 }
 
-long mqtt_frame(const uint8_t *p, size_t len, struct mqtt_pkt *out)
-{
+long mqtt_frame(const uint8_t *p, size_t len, struct mqtt_pkt *out) {
     size_t rem = 0, i = 1;
     for (unsigned shift = 0;; shift += 7) {
         if (i > 4)
@@ -56,8 +51,7 @@ long mqtt_frame(const uint8_t *p, size_t len, struct mqtt_pkt *out)
     return (long)(i + rem);
 }
 
-int mqtt_parse_publish(const struct mqtt_pkt *pk, struct mqtt_publish *out)
-{
+int mqtt_parse_publish(const struct mqtt_pkt *pk, struct mqtt_publish *out) {
     const uint8_t *b = pk->body;
     uint32_t len = pk->body_len;
     if (len < 2)
@@ -80,13 +74,11 @@ int mqtt_parse_publish(const struct mqtt_pkt *pk, struct mqtt_publish *out)
     return 0;
 }
 
-size_t mqtt_connect_size(size_t id_len)
-{
+size_t mqtt_connect_size(size_t id_len) {
     return 1 + 4 + 10 + 2 + id_len;
 }
 
-size_t mqtt_connect(uint8_t *p, const char *client_id, uint16_t keepalive)
-{
+size_t mqtt_connect(uint8_t *p, const char *client_id, uint16_t keepalive) {
     size_t id_len = strlen(client_id);
     size_t n = 0;
     p[n++] = MQTT_CONNECT << 4;
@@ -99,13 +91,11 @@ size_t mqtt_connect(uint8_t *p, const char *client_id, uint16_t keepalive)
     return n;
 }
 
-size_t mqtt_subscribe_size(size_t topic_len)
-{
+size_t mqtt_subscribe_size(size_t topic_len) {
     return 1 + 4 + 2 + 2 + topic_len + 1;
 }
 
-size_t mqtt_subscribe(uint8_t *p, uint16_t packet_id, const char *topic, uint8_t qos)
-{
+size_t mqtt_subscribe(uint8_t *p, uint16_t packet_id, const char *topic, uint8_t qos) {
     size_t topic_len = strlen(topic);
     size_t n = 0;
     p[n++] = MQTT_SUBSCRIBE << 4 | 0x02;
@@ -116,15 +106,13 @@ size_t mqtt_subscribe(uint8_t *p, uint16_t packet_id, const char *topic, uint8_t
     return n;
 }
 
-size_t mqtt_publish_size(size_t topic_len, size_t payload_len, uint8_t qos)
-{
+size_t mqtt_publish_size(size_t topic_len, size_t payload_len, uint8_t qos) {
     size_t rem = 2 + topic_len + (qos ? 2 : 0) + payload_len;
     return 1 + varint_len(rem) + rem;
 }
 
 size_t mqtt_publish_header(uint8_t *p, const char *topic, uint8_t qos, size_t payload_len,
-                           size_t *pid_off)
-{
+                           size_t *pid_off) {
     size_t topic_len = strlen(topic);
     size_t n = 0;
     p[n++] = (uint8_t)(MQTT_PUBLISH << 4 | qos << 1);
@@ -138,8 +126,7 @@ size_t mqtt_publish_header(uint8_t *p, const char *topic, uint8_t qos, size_t pa
     return n;
 }
 
-size_t mqtt_puback(uint8_t *p, uint16_t packet_id)
-{
+size_t mqtt_puback(uint8_t *p, uint16_t packet_id) {
     p[0] = MQTT_PUBACK << 4;
     p[1] = 2;
     put_u16(p + 2, packet_id);

@@ -15,8 +15,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#ifndef READ_BUF_SIZE /* overridable to test partial-packet handling */
 #define READ_BUF_SIZE (512 * 1024)
-#define MAX_EVENTS    1024
+#endif
+#define MAX_EVENTS 1024
 
 static struct {
     int ep;
@@ -26,10 +28,10 @@ static struct {
     struct conn **queue; /* conns waiting for a connect slot */
     size_t queue_head, queue_len, queue_cap;
     uint8_t *rbuf;
+    struct net_stats stats;
 } net;
 
-static void *xrealloc(void *p, size_t n)
-{
+static void *xrealloc(void *p, size_t n) {
     p = realloc(p, n);
     if (!p) {
         perror("loadgen: realloc");
@@ -40,8 +42,7 @@ static void *xrealloc(void *p, size_t n)
 
 /* ---- buffers ---- */
 
-static uint8_t *buf_reserve(struct buf *b, size_t n)
-{
+static uint8_t *buf_reserve(struct buf *b, size_t n) {
     if (b->off == b->len)
         b->off = b->len = 0;
     if (b->len + n > b->cap && b->off > 0) {
@@ -59,32 +60,27 @@ static uint8_t *buf_reserve(struct buf *b, size_t n)
     return b->data + b->len;
 }
 
-static void buf_free(struct buf *b)
-{
+static void buf_free(struct buf *b) {
     free(b->data);
     memset(b, 0, sizeof(*b));
 }
 
-uint8_t *net_reserve(struct conn *c, size_t n)
-{
+uint8_t *net_reserve(struct conn *c, size_t n) {
     return buf_reserve(&c->out, n);
 }
 
-void net_commit(struct conn *c, size_t n)
-{
+void net_commit(struct conn *c, size_t n) {
     c->out.len += n;
 }
 
-size_t net_pending(const struct conn *c)
-{
+size_t net_pending(const struct conn *c) {
     return c->out.len - c->out.off;
 }
 
 /* ---- setup ---- */
 
 int net_init(const char *host, uint16_t port, unsigned max_connecting,
-             const struct net_handlers *h)
-{
+             const struct net_handlers *h) {
     memset(&net.addr, 0, sizeof(net.addr));
     net.addr.sin_family = AF_INET;
     net.addr.sin_port = htons(port);
@@ -103,8 +99,7 @@ int net_init(const char *host, uint16_t port, unsigned max_connecting,
     return 0;
 }
 
-int net_raise_nofile(size_t need)
-{
+int net_raise_nofile(size_t need) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return -1;
@@ -123,8 +118,7 @@ int net_raise_nofile(size_t need)
 
 /* ---- closing and errors ---- */
 
-void net_close(struct conn *c)
-{
+void net_close(struct conn *c) {
     if (c->closed)
         return;
     if (c->awaiting_connack) {
@@ -141,14 +135,12 @@ void net_close(struct conn *c)
     buf_free(&c->pend);
 }
 
-static void fail(struct conn *c, const char *why)
-{
+static void fail(struct conn *c, const char *why) {
     net_close(c);
     net.h.on_closed(c, why);
 }
 
-static void set_events(struct conn *c, bool want_out)
-{
+static void set_events(struct conn *c, bool want_out) {
     struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c};
     if (epoll_ctl(net.ep, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
         fail(c, strerror(errno));
@@ -159,8 +151,7 @@ static void set_events(struct conn *c, bool want_out)
 
 /* ---- connecting ---- */
 
-static void start_connect(struct conn *c)
-{
+static void start_connect(struct conn *c) {
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         fail(c, strerror(errno));
@@ -178,13 +169,11 @@ static void start_connect(struct conn *c)
         fail(c, strerror(errno));
         return;
     }
-    if (connect(c->fd, (struct sockaddr *)&net.addr, sizeof(net.addr)) != 0 &&
-        errno != EINPROGRESS)
+    if (connect(c->fd, (struct sockaddr *)&net.addr, sizeof(net.addr)) != 0 && errno != EINPROGRESS)
         fail(c, strerror(errno));
 }
 
-void net_queue_connect(struct conn *c)
-{
+void net_queue_connect(struct conn *c) {
     c->fd = -1;
     if (net.queue_len == net.queue_cap) {
         net.queue_cap = net.queue_cap ? net.queue_cap * 2 : 64;
@@ -193,16 +182,14 @@ void net_queue_connect(struct conn *c)
     net.queue[net.queue_len++] = c;
 }
 
-void net_connect_done(struct conn *c)
-{
+void net_connect_done(struct conn *c) {
     if (c->awaiting_connack) {
         c->awaiting_connack = false;
         net.connecting--;
     }
 }
 
-static void start_queued_connects(void)
-{
+static void start_queued_connects(void) {
     while (net.queue_head < net.queue_len && net.connecting < net.max_connecting)
         start_connect(net.queue[net.queue_head++]);
     if (net.queue_head == net.queue_len)
@@ -211,13 +198,12 @@ static void start_queued_connects(void)
 
 /* ---- I/O ---- */
 
-void net_flush(struct conn *c)
-{
+void net_flush(struct conn *c) {
     if (c->closed || c->connecting)
         return;
     while (c->out.off < c->out.len) {
-        ssize_t n =
-            send(c->fd, c->out.data + c->out.off, c->out.len - c->out.off, MSG_NOSIGNAL);
+        ssize_t n = send(c->fd, c->out.data + c->out.off, c->out.len - c->out.off, MSG_NOSIGNAL);
+        net.stats.sends++;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -236,8 +222,7 @@ void net_flush(struct conn *c)
         set_events(c, false);
 }
 
-static void on_writable(struct conn *c)
-{
+static void on_writable(struct conn *c) {
     if (c->connecting) {
         int err = 0;
         socklen_t len = sizeof(err);
@@ -253,8 +238,7 @@ static void on_writable(struct conn *c)
 
 /* Hands every complete packet in data[0, len) to on_packet; returns the
  * number of bytes consumed, or -1 if the connection was closed meanwhile. */
-static long dispatch(struct conn *c, const uint8_t *data, size_t len)
-{
+static long dispatch(struct conn *c, const uint8_t *data, size_t len) {
     size_t off = 0;
     while (off < len) {
         struct mqtt_pkt pk;
@@ -273,8 +257,7 @@ static long dispatch(struct conn *c, const uint8_t *data, size_t len)
     return (long)off;
 }
 
-static void keep_partial(struct conn *c, const uint8_t *data, size_t len)
-{
+static void keep_partial(struct conn *c, const uint8_t *data, size_t len) {
     if (len > READ_BUF_SIZE / 2) {
         fail(c, "packet from broker too large");
         return;
@@ -283,11 +266,12 @@ static void keep_partial(struct conn *c, const uint8_t *data, size_t len)
     c->pend.len += len;
 }
 
-static void on_readable(struct conn *c)
-{
+static void on_readable(struct conn *c) {
     size_t have = c->pend.len - c->pend.off;
-    memcpy(net.rbuf, c->pend.data + c->pend.off, have);
+    if (have)
+        memcpy(net.rbuf, c->pend.data + c->pend.off, have);
     ssize_t n = recv(c->fd, net.rbuf + have, READ_BUF_SIZE - have, 0);
+    net.stats.recvs++;
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
@@ -305,17 +289,20 @@ static void on_readable(struct conn *c)
         net_flush(c);
 }
 
-void net_poll(int timeout_ms)
-{
+void net_poll(int timeout_ms) {
     static struct epoll_event ev[MAX_EVENTS];
     start_queued_connects();
     int n = epoll_wait(net.ep, ev, MAX_EVENTS, timeout_ms);
+    net.stats.polls++;
     for (int i = 0; i < n; i++) {
         struct conn *c = ev[i].data.ptr;
-        if (!c->closed && (ev[i].events & (EPOLLOUT | EPOLLERR)) &&
-            (c->connecting || c->out_armed))
+        if (!c->closed && (ev[i].events & (EPOLLOUT | EPOLLERR)) && (c->connecting || c->out_armed))
             on_writable(c);
         if (!c->closed && (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
             on_readable(c);
     }
+}
+
+const struct net_stats *net_get_stats(void) {
+    return &net.stats;
 }

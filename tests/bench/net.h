@@ -25,14 +25,14 @@ struct buf {
 
 struct conn {
     int fd;
-    uint8_t kind;         /* owner's tag */
-    bool connecting;      /* TCP handshake still in progress */
-    bool awaiting_connack;/* holds one of the max_connecting slots */
-    bool out_armed;       /* EPOLLOUT registered because send() would block */
+    uint8_t kind;          /* owner's tag */
+    bool connecting;       /* TCP handshake still in progress */
+    bool awaiting_connack; /* holds one of the max_connecting slots */
+    bool out_armed;        /* EPOLLOUT registered because send() would block */
     bool closed;
-    uint32_t index;       /* owner's index */
+    uint32_t index; /* owner's index */
     struct buf out;
-    struct buf pend;      /* incomplete packet left over from the last read */
+    struct buf pend; /* incomplete packet left over from the last read */
 };
 
 struct net_handlers {
@@ -67,5 +67,11 @@ void net_flush(struct conn *c);
 size_t net_pending(const struct conn *c);
 
 void net_close(struct conn *c);
+
+/* Syscall counters, for --verbose. */
+struct net_stats {
+    uint64_t polls, recvs, sends;
+};
+const struct net_stats *net_get_stats(void);
 
 #endif

@@ -73,7 +73,7 @@ class PahoClient:
         self.c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5 if version == V5 else
                              mqtt.MQTTv311, reconnect_on_failure=False, **kw)
         if tls:
-            self.c.tls_set(ca_certs=broker.cafile)
+            self.c.tls_set_context(rawmqtt.tls_context(broker.cafile))
             self.port = port or broker.tls_port
         else:
             self.port = port or broker.port
@@ -214,6 +214,20 @@ class PahoClient:
             except queue.Empty:
                 return out
 
+    def drain_until(self, payload, timeout=None):
+        """Messages received before the one with this payload (which must arrive)."""
+        out = []
+        deadline = time.monotonic() + (TIMEOUT if timeout is None else timeout)
+        while True:
+            try:
+                m = self.messages.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError("%s: %r never arrived; got %r" % (
+                    self.client_id, payload, [(x.topic, x.payload) for x in out]))
+            if m.payload == payload:
+                return out
+            out.append(m)
+
     def disconnect(self, reason=None, props=None):
         if self.version == V5 and reason is not None:
             rc = ReasonCodes(PacketTypes.DISCONNECT, identifier=reason)
@@ -336,8 +350,9 @@ class MosquittoSub:
                 return
 
     def _read(self):
-        for line in iter(self.proc.stdout.readline, b""):
-            self._q.put(line)
+        with self.proc.stdout:
+            for line in iter(self.proc.stdout.readline, b""):
+                self._q.put(line)
         self._q.put(None)
 
     def finish(self):
@@ -359,6 +374,7 @@ class MosquittoSub:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join(TIMEOUT)
 
 
 def mosquitto_pub(broker, args, tls=False, version=V311):

@@ -134,3 +134,29 @@ def test_mosquitto_clients(broker, topic, version, qos):
         assert ("q%d" % qos).encode() in out or ("QoS: %d" % qos).encode() in out, out
     finally:
         sub.kill()
+
+
+def test_mqtt31_client(clients, topic):
+    """MQTT 3.1 (protocol name MQIsdp, level 3) is accepted and works like 3.1.1."""
+    c = clients.raw(3)
+    c.send(rawmqtt.connect_packet(clients.client_id("o"), version=3, protocol_name="MQIsdp"))
+    ack = c.recv_packet()
+    assert ack.type == rawmqtt.CONNACK and ack.reason == 0 and len(ack.body) == 2, ack
+    c.subscribe([(topic, 1)])
+    v5 = clients.paho(V5)
+    v5.publish(topic, b"to-3.1", qos=1)
+    p = c.wait_for(rawmqtt.PUBLISH)
+    assert (p.topic, p.payload, p.qos) == (topic, b"to-3.1", 1)
+    c.ack(p)
+    c.disconnect()
+
+
+@pytest.mark.parametrize("pub_v,sub_v", [(V311, V5), (V5, V311)], ids=["v311-to-v5", "v5-to-v311"])
+def test_between_protocol_versions(clients, topic, pub_v, sub_v):
+    sub = clients.paho(sub_v)
+    sub.subscribe(topic, 2)
+    pub = clients.paho(pub_v)
+    props = {"user_property": [("k", "v")], "content_type": "x/y"} if pub_v == V5 else None
+    pub.publish(topic, b"across", qos=2, props=props)
+    m = sub.get()
+    assert (m.topic, m.payload, m.qos) == (topic, b"across", 2)

@@ -4,7 +4,7 @@ subscribe, the RETAIN flag on retained (1) and live (0) delivery, retain_availab
 import pytest
 
 import rawmqtt
-from helpers import V5, V311, VERSION_IDS, VERSIONS, expect_closed, assert_broker_serves
+from helpers import V5, VERSION_IDS, VERSIONS, assert_broker_serves, expect_closed
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=VERSION_IDS)

@@ -45,8 +45,8 @@ static uint8_t next_byte(struct input *in) {
     return *in->p++;
 }
 
-static const char *const tokens[] = {"a", "b", "/", "/", "+", "#", "$", "ab", "$SYS",
-                                     "$share/g/", "$share/h/", "$share/", "", "c/"};
+static const char *const tokens[] = {"a",  "b",    "/",         "/",         "+",       "#", "$",
+                                     "ab", "$SYS", "$share/g/", "$share/h/", "$share/", "",  "c/"};
 
 /* A string of up to 15 tokens; returns its length. */
 static size_t next_string(struct input *in, char *out) {

@@ -18,7 +18,7 @@
 #include "adapters/mqtt/codec.h"
 
 #define S(lit) ((mqtt_str){(const uint8_t *)(lit), sizeof(lit) - 1})
-#define B(id) (1ull << (id))
+#define B(id)  (1ull << (id))
 
 static uint8_t wire[1 << 17];
 
@@ -149,8 +149,7 @@ static uint64_t allowed(int ctx) {
     case 0:
         return B(0x01) | B(0x02) | B(0x03) | B(0x08) | B(0x09) | B(0x18) | user;
     case MQTT_CONNECT:
-        return B(0x11) | B(0x15) | B(0x16) | B(0x17) | B(0x19) | B(0x21) | B(0x22) | B(0x27) |
-               user;
+        return B(0x11) | B(0x15) | B(0x16) | B(0x17) | B(0x19) | B(0x21) | B(0x22) | B(0x27) | user;
     case MQTT_CONNACK:
         return B(0x11) | B(0x12) | B(0x13) | B(0x15) | B(0x16) | B(0x1A) | B(0x1C) | B(0x21) |
                B(0x22) | B(0x24) | B(0x25) | B(0x27) | B(0x28) | B(0x29) | B(0x2A) | reason;
@@ -440,7 +439,9 @@ static void test_rt_subscribe(void **state) {
             uint32_t len = 0;
             for (int i = 0; i < 4; i++)
                 len = add_entry(entries, len, filters[i],
-                                unsub ? -1 : v == MQTT_V5 ? opts5[i] : i % 3);
+                                unsub          ? -1
+                                : v == MQTT_V5 ? opts5[i]
+                                               : i % 3);
             memset(&in, 0, sizeof in);
             in.type = unsub ? MQTT_UNSUBSCRIBE : MQTT_SUBSCRIBE;
             in.u.subscribe.packet_id = 42;
@@ -628,9 +629,8 @@ static void test_vector_mosquitto_connect_v5(void **state) {
     assert_str(c->will_payload, S("bye"));
     assert_str(c->username, S("user"));
     assert_str(c->password, S("pass"));
-    assert_int_equal(c->props.present,
-                     B(MQTT_PROP_SESSION_EXPIRY) | B(MQTT_PROP_USER_PROPERTY) |
-                         B(MQTT_PROP_RECEIVE_MAXIMUM));
+    assert_int_equal(c->props.present, B(MQTT_PROP_SESSION_EXPIRY) | B(MQTT_PROP_USER_PROPERTY) |
+                                           B(MQTT_PROP_RECEIVE_MAXIMUM));
     assert_int_equal(c->props.session_expiry, 60);
     assert_int_equal(c->props.receive_maximum, 20);
     assert_int_equal(c->props.n_user, 1);
@@ -683,7 +683,7 @@ static void test_vector_mosquitto_v311(void **state) {
  * iterator has to skip each kind of value. */
 static void test_vector_user_props_interleaved(void **state) {
     struct mqtt_packet p;
-    assert_int_equal(decode_hex("3231 0003612f62 29"
+    assert_int_equal(decode_hex("3031 0003612f62 29"
                                 "26 0001 61 0001 62   02 0000000a   0b 8101   03 0001 63"
                                 "26 0000 0000         09 0002 ff00  01 01     23 0005"
                                 "26 0001 64 0001 65   6869",
@@ -743,9 +743,9 @@ struct bad {
     int rc;
 };
 
-#define MAL MQTT_RC_MALFORMED
+#define MAL   MQTT_RC_MALFORMED
 #define PROTO MQTT_RC_PROTOCOL_ERROR
-#define TNI MQTT_RC_TOPIC_NAME_INVALID
+#define TNI   MQTT_RC_TOPIC_NAME_INVALID
 #define UNSUP MQTT_RC_UNSUPPORTED_VERSION
 
 static const struct bad bad_rows[] = {
@@ -784,8 +784,7 @@ static const struct bad bad_rows[] = {
     {"bad UTF-8 in client id", 4, "10 0e 00044d515454 04 02 001e 0002c080", MAL},
     {"bad UTF-8 in user property", 5, "30 0d 0003612f62 06 26 0001ff 0000 78", MAL},
     {"bad UTF-8 in filter", 4, "82 08 0001 0003eda080 01", MAL},
-    {"bad UTF-8 in protocol name is just unknown", 4, "10 0c 0004ff515454 04 02 001e 0000",
-     UNSUP},
+    {"bad UTF-8 in protocol name is just unknown", 4, "10 0c 0004ff515454 04 02 001e 0000", UNSUP},
     /* properties */
     {"property twice", 5, "30 0b 0003612f62 04 0101 0101 78", PROTO},
     {"topic alias twice", 5, "30 0d 0003612f62 06 230001 230002 78", PROTO},
@@ -802,12 +801,12 @@ static const struct bad bad_rows[] = {
     {"unknown property 0x00", 5, "30 08 0003612f62 01 00 78", MAL},
     {"unknown property 0x2B", 5, "30 09 0003612f62 02 2b00 78", MAL},
     {"unknown property 0x80", 5, "30 09 0003612f62 02 8000 78", MAL},
-    {"property length past the packet", 5, "30 08 0003612f62 0a 78", MAL},
+    {"property length past the packet", 5, "30 07 0003612f62 0a 78", MAL},
     {"property value past its block", 5, "30 0b 0003612f62 02 0200 0000 78", MAL},
-    {"property length 5-byte varint", 5, "30 0c 0003612f62 ffffffff01 78", MAL},
+    {"property length 5-byte varint", 5, "30 0b 0003612f62 ffffffff01 78", MAL},
     {"PUBACK property length past packet", 5, "40 05 0001 00 05 1f", MAL},
-    {"payload format 2", 5, "30 0a 0003612f62 02 0102 78", PROTO},
-    {"topic alias 0", 5, "30 0b 0003612f62 03 230000 78", PROTO},
+    {"payload format 2", 5, "30 09 0003612f62 02 0102 78", PROTO},
+    {"topic alias 0", 5, "30 0a 0003612f62 03 230000 78", PROTO},
     {"sub id 0", 5, "82 09 0001 02 0b00 000161 01", PROTO},
     {"sub id 5-byte varint", 5, "82 0c 0001 05 0bffffffff 000161 01", MAL},
     {"receive maximum 0", 5, "10 11 00044d515454 05 02 001e 03 210000 000161", PROTO},
@@ -815,6 +814,9 @@ static const struct bad bad_rows[] = {
     {"request problem info 2", 5, "10 10 00044d515454 05 02 001e 02 1702 000161", PROTO},
     {"request response info 2", 5, "10 10 00044d515454 05 02 001e 02 1902 000161", PROTO},
     {"auth data without method", 5, "10 12 00044d515454 05 02 001e 04 16000178 000161", PROTO},
+    {"wildcard in response topic", 5, "30 0d 0003612f62 06 0800032b2f61 78", PROTO},
+    {"empty response topic in will", 5,
+     "10 17 00044d515454 05 06 001e 00 000161 03 080000 000174 0000", PROTO},
     {"maximum QoS 2", 5, "20 05 00 00 02 2402", PROTO},
     {"retain available 2", 5, "20 05 00 00 02 2502", PROTO},
     /* CONNECT */
@@ -827,8 +829,7 @@ static const struct bad bad_rows[] = {
     {"will QoS without will flag", 4, "10 0c 00044d515454 04 0a 001e 0000", MAL},
     {"will retain without will flag", 4, "10 0c 00044d515454 04 22 001e 0000", MAL},
     {"password without user name (v4)", 4, "10 0f 00044d515454 04 42 001e 0000 000170", MAL},
-    {"password without user name (v3.1)", 3,
-     "10 11 00064d5149736470 03 42 001e 0000 000170", MAL},
+    {"password without user name (v3.1)", 3, "10 11 00064d5149736470 03 42 001e 0000 000170", MAL},
     {"wildcard in will topic", 4, "10 13 00044d515454 04 06 001e 0000 0003612f2b 0000", TNI},
     {"empty will topic", 4, "10 10 00044d515454 04 06 001e 0000 0000 0000", TNI},
     /* SUBSCRIBE / UNSUBSCRIBE */
@@ -843,8 +844,7 @@ static const struct bad bad_rows[] = {
     {"options QoS 3 (v4)", 4, "82 06 0001 000161 03", MAL},
     {"options upper bits (v4)", 4, "82 06 0001 000161 04", MAL},
     {"missing options byte", 4, "82 05 0001 000161", MAL},
-    {"no local on a shared subscription", 5, "82 10 0001 00 000a247368617265 2f672f61 04",
-     PROTO},
+    {"no local on a shared subscription", 5, "82 10 0001 00 000a247368617265 2f672f61 04", PROTO},
     {"empty UNSUBSCRIBE (v4)", 4, "a2 02 0001", MAL},
     {"empty UNSUBSCRIBE (v5)", 5, "a2 03 0001 00", PROTO},
     {"UNSUBSCRIBE packet id 0", 4, "a2 05 0000 000161", MAL},
@@ -947,7 +947,6 @@ static void test_reserved_flags_every_type(void **state) {
     /* PUBLISH: QoS 3 and DUP on QoS 0 are the invalid combinations */
     for (uint8_t f = 0; f < 16; f++) {
         uint8_t qos = (f >> 1) & 3;
-        n_unused:;
         size_t n = unhex(qos ? "30 08 0003612f62 0001 00" : "30 06 0003612f62 00", pkt);
         pkt[0] = 0x30 | f;
         int want = qos == 3 || ((f & 8) && !qos) ? MQTT_RC_MALFORMED : 0;
@@ -994,9 +993,8 @@ static void test_varint(void **state) {
         uint32_t v;
         const char *hex;
     } rows[] = {
-        {0, "00"},           {127, "7f"},           {128, "8001"},
-        {16383, "ff7f"},     {16384, "808001"},     {2097151, "ffff7f"},
-        {2097152, "80808001"}, {268435455, "ffffff7f"},
+        {0, "00"},         {127, "7f"},         {128, "8001"},         {16383, "ff7f"},
+        {16384, "808001"}, {2097151, "ffff7f"}, {2097152, "80808001"}, {268435455, "ffffff7f"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         uint8_t want[4], got[4];
@@ -1017,8 +1015,8 @@ static void test_utf8(void **state) {
     assert_true(valid_utf8(""));
     assert_true(valid_utf8("plain ascii that is longer than eight bytes"));
     assert_true(valid_utf8("\xc2\x80 \xdf\xbf \xe0\xa0\x80 \xef\xbf\xbf \xf0\x90\x80\x80"));
-    assert_true(valid_utf8("\xf4\x8f\xbf\xbf"));                    /* U+10FFFF */
-    assert_true(valid_utf8("\xed\x9f\xbf \xee\x80\x80"));           /* around surrogates */
+    assert_true(valid_utf8("\xf4\x8f\xbf\xbf"));                     /* U+10FFFF */
+    assert_true(valid_utf8("\xed\x9f\xbf \xee\x80\x80"));            /* around surrogates */
     assert_true(valid_utf8("long ascii run then \xf0\x9f\x98\x80")); /* emoji after fast path */
     assert_false(valid_utf8("\xc1\xbf"));
     assert_false(valid_utf8("\xe0\x9f\xbf"));
@@ -1051,13 +1049,12 @@ static int name_ok(const char *s) {
 }
 
 static void test_topic_helpers(void **state) {
-    static const char *const good[] = {"a",   "a/b",   "#",   "+",     "a/+/b", "a/#",
-                                       "+/+", "/",     "//",  "/+/",   "+/#",   "$SYS/#",
-                                       "a b", "$share/g/a/#", "$share/g/+", "$share/g//"};
-    static const char *const bad[] = {"",          "a+",        "a/b+",      "+a",
-                                      "#/a",       "a#",        "a/#/b",     "##",
-                                      "$share/g",  "$share//a", "$share/g+/a", "$share/#/a",
-                                      "$share/g/", "$share/g/a#"};
+    static const char *const good[] = {
+        "a",  "a/b", "#",   "+",      "a/+/b", "a/#",          "+/+",        "/",
+        "//", "/+/", "+/#", "$SYS/#", "a b",   "$share/g/a/#", "$share/g/+", "$share/g//"};
+    static const char *const bad[] = {
+        "",   "a+",       "a/b+",      "+a",          "#/a",        "a#",        "a/#/b",
+        "##", "$share/g", "$share//a", "$share/g+/a", "$share/#/a", "$share/g/", "$share/g/a#"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         assert_true(filter_ok(good[i]));
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)

@@ -62,17 +62,22 @@ static char *exact(const char *s, size_t *len) {
     return p;
 }
 
-/* Subscribes with "$share/G/F" handled like the broker does. */
-static int sub_opts(pg_trie *t, const char *filter, int owner, uint32_t id, uint8_t qos) {
+/* Subscribes (sub != NULL) or unsubscribes, splitting "$share/G/F" like the broker. */
+static int sub_or_unsub(pg_trie *t, const char *filter, int owner, const struct pg_sub *sub) {
     size_t len, glen = 0, flen;
     char *f = exact(filter, &len);
     const char *g = NULL, *ff = f;
     flen = len;
     assert_true(pg_share_split(f, len, &g, &glen, &ff, &flen) >= 0);
-    struct pg_sub s = {.owner = OWNER(owner), .sub_id = id, .qos = qos, .options = 0};
-    int rc = pg_trie_subscribe(t, ff, flen, g, glen, &s);
+    int rc = sub ? pg_trie_subscribe(t, ff, flen, g, glen, sub)
+                 : pg_trie_unsubscribe(t, ff, flen, g, glen, OWNER(owner));
     free(f);
     return rc;
+}
+
+static int sub_opts(pg_trie *t, const char *filter, int owner, uint32_t id, uint8_t qos) {
+    struct pg_sub s = {.owner = OWNER(owner), .sub_id = id, .qos = qos, .options = 0};
+    return sub_or_unsub(t, filter, owner, &s);
 }
 
 static int sub(pg_trie *t, const char *filter, int owner, uint32_t id) {
@@ -80,22 +85,21 @@ static int sub(pg_trie *t, const char *filter, int owner, uint32_t id) {
 }
 
 static int unsub(pg_trie *t, const char *filter, int owner) {
-    size_t len, glen = 0, flen;
-    char *f = exact(filter, &len);
-    const char *g = NULL, *ff = f;
-    flen = len;
-    assert_true(pg_share_split(f, len, &g, &glen, &ff, &flen) >= 0);
-    int rc = pg_trie_unsubscribe(t, ff, flen, g, glen, OWNER(owner));
-    free(f);
-    return rc;
+    return sub_or_unsub(t, filter, owner, NULL);
+}
+
+static struct hits match_len(pg_trie *t, const char *topic, size_t len, int stop_after) {
+    struct hits hs;
+    memset(&hs, 0, sizeof(hs));
+    hs.stop_after = stop_after;
+    pg_trie_match(t, topic, len, record, &hs);
+    return hs;
 }
 
 static struct hits match(pg_trie *t, const char *topic) {
-    struct hits hs;
-    memset(&hs, 0, sizeof(hs));
     size_t len;
     char *p = exact(topic, &len);
-    pg_trie_match(t, p, len, record, &hs);
+    struct hits hs = match_len(t, p, len, 0);
     free(p);
     return hs;
 }
@@ -116,6 +120,14 @@ static void assert_ids(struct hits hs, const uint32_t *ids) {
 }
 #define ASSERT_IDS(hs, ...) assert_ids((hs), (const uint32_t[]){__VA_ARGS__, 0})
 
+/* None of the topics listed (NULL-terminated) matches anything. */
+static void assert_none(pg_trie *t, const char *const *topics) {
+    for (; *topics; topics++)
+        if (match(t, *topics).n != 0)
+            fail_msg("\"%s\" matched", *topics);
+}
+#define ASSERT_NONE(t, ...) assert_none((t), (const char *const[]){__VA_ARGS__, NULL})
+
 static int setup(void **state) {
     for (int i = 0; i < NOWNERS; i++)
         owner_online[i] = 1;
@@ -135,11 +147,7 @@ static void test_exact_match(void **state) {
     ASSERT_IDS(hs, 1);
     assert_int_equal(hs.h[0].owner, 0);
     assert_int_equal(hs.h[0].shared, 0);
-    assert_int_equal(match(t, "a/b").n, 0);
-    assert_int_equal(match(t, "a/b/c/d").n, 0);
-    assert_int_equal(match(t, "a/b/x").n, 0);
-    assert_int_equal(match(t, "A/b/c").n, 0);
-    assert_int_equal(match(t, "a/b/c/").n, 0);
+    ASSERT_NONE(t, "a/b", "a/b/c/d", "a/b/x", "A/b/c", "a/b/c/");
     assert_int_equal(pg_trie_count(t), 1);
 }
 
@@ -160,8 +168,7 @@ static void test_plus_every_position(void **state) {
     ASSERT_IDS(hs, 3, 4);
     hs = match(t, "a");
     ASSERT_IDS(hs, 5);
-    assert_int_equal(match(t, "a/b").n, 0);
-    assert_int_equal(match(t, "a/b/c/d").n, 0);
+    ASSERT_NONE(t, "a/b", "a/b/c/d");
 }
 
 static void test_multi_every_position(void **state) {
@@ -191,8 +198,7 @@ static void test_multi_matches_parent(void **state) {
     ASSERT_IDS(match(t, "sport/"), 1);
     ASSERT_IDS(match(t, "sport/tennis"), 1, 2);
     ASSERT_IDS(match(t, "sport/tennis/player1/ranking"), 1, 2);
-    assert_int_equal(match(t, "sports").n, 0);
-    assert_int_equal(match(t, "/sport").n, 0);
+    ASSERT_NONE(t, "sports", "/sport");
 }
 
 static void test_empty_levels(void **state) {
@@ -209,8 +215,7 @@ static void test_empty_levels(void **state) {
     ASSERT_IDS(match(t, "/a"), 2, 3, 6);
     ASSERT_IDS(match(t, "a/"), 5, 6);
     ASSERT_IDS(match(t, "/"), 6, 7);
-    assert_int_equal(match(t, "a").n, 0);
-    assert_int_equal(match(t, "//").n, 0);
+    ASSERT_NONE(t, "a", "//");
 }
 
 static void test_dollar_topics(void **state) {
@@ -225,7 +230,7 @@ static void test_dollar_topics(void **state) {
     ASSERT_IDS(match(t, "$SYS/a/x"), 4, 5);
     ASSERT_IDS(match(t, "$SYS"), 4, 7);
     ASSERT_IDS(match(t, "$SYS/x"), 4);
-    assert_int_equal(match(t, "$other").n, 0);
+    ASSERT_NONE(t, "$other");
     ASSERT_IDS(match(t, "a/x"), 1, 2);
     ASSERT_IDS(match(t, "b/a/x"), 1, 3);
     ASSERT_IDS(match(t, "SYS"), 1, 6);
@@ -282,9 +287,9 @@ static void test_unsubscribe(void **state) {
     sub(t, "a/b", 0, 1);
     sub(t, "a/b", 1, 2);
     sub(t, "$share/g/a/b", 0, 3);
-    assert_int_equal(unsub(t, "a/c", 0), 1);      /* no such filter */
-    assert_int_equal(unsub(t, "a", 0), 1);        /* inner node, no subscribers */
-    assert_int_equal(unsub(t, "a/b", 2), 1);      /* filter exists, owner does not */
+    assert_int_equal(unsub(t, "a/c", 0), 1);          /* no such filter */
+    assert_int_equal(unsub(t, "a", 0), 1);            /* inner node, no subscribers */
+    assert_int_equal(unsub(t, "a/b", 2), 1);          /* filter exists, owner does not */
     assert_int_equal(unsub(t, "$share/h/a/b", 0), 1); /* no such group */
     assert_int_equal(unsub(t, "a/b", 0), 0);
     assert_int_equal(unsub(t, "a/b", 0), 1);
@@ -299,8 +304,8 @@ static void test_unsubscribe(void **state) {
 static void test_pruning(void **state) {
     pg_trie *t = *state;
     assert_int_equal(pg_trie_node_count(t), 1);
-    static const char *filters[] = {"a/b/c/d", "a/b", "a/+/c", "#", "a/#", "x//y", "",
-                                    "$share/g/a/b/c", "$share/h/q/#"};
+    static const char *filters[] = {"a/b/c/d", "a/b", "a/+/c",          "#",           "a/#",
+                                    "x//y",    "",    "$share/g/a/b/c", "$share/h/q/#"};
     const int nf = (int)(sizeof(filters) / sizeof(filters[0]));
     for (int round = 0; round < 100; round++) {
         for (int i = 0; i < nf; i++)
@@ -345,7 +350,7 @@ static void test_shared_round_robin(void **state) {
     for (int i = 0; i < 3; i++)
         assert_int_equal(seen[i], 3);
     assert_int_equal(pg_trie_count(t), 3);
-    assert_int_equal(match(t, "s").n, 0);
+    ASSERT_NONE(t, "s");
 }
 
 static void test_shared_skips_offline(void **state) {
@@ -428,15 +433,9 @@ static void test_stop_walk(void **state) {
     sub(t, "#", 1, 2);
     sub(t, "+", 2, 3);
     sub(t, "$share/g/a", 3, 4);
-    struct hits hs;
-    memset(&hs, 0, sizeof(hs));
-    hs.stop_after = 1;
-    pg_trie_match(t, "a", 1, record, &hs);
-    assert_int_equal(hs.n, 1);
-    memset(&hs, 0, sizeof(hs));
-    hs.stop_after = 3;
-    pg_trie_match(t, "a", 1, record, &hs);
-    assert_int_equal(hs.n, 3);
+    assert_int_equal(match_len(t, "a", 1, 1).n, 1);
+    assert_int_equal(match_len(t, "a", 1, 3).n, 3);
+    assert_int_equal(match_len(t, "a", 1, 0).n, 4);
 }
 
 static void test_not_nul_terminated(void **state) {
@@ -444,13 +443,8 @@ static void test_not_nul_terminated(void **state) {
     const char buf[] = "a/b/c/d";
     struct pg_sub s = {.owner = OWNER(0), .sub_id = 1, .qos = 0};
     assert_int_equal(pg_trie_subscribe(t, buf, 3, NULL, 0, &s), 0); /* "a/b" */
-    struct hits hs;
-    memset(&hs, 0, sizeof(hs));
-    pg_trie_match(t, buf, 3, record, &hs);
-    ASSERT_IDS(hs, 1);
-    memset(&hs, 0, sizeof(hs));
-    pg_trie_match(t, buf, 2, record, &hs); /* "a/" */
-    assert_int_equal(hs.n, 0);
+    ASSERT_IDS(match_len(t, buf, 3, 0), 1);
+    assert_int_equal(match_len(t, buf, 2, 0).n, 0); /* "a/" */
     assert_int_equal(pg_trie_unsubscribe(t, buf, 3, NULL, 0, OWNER(0)), 0);
 }
 
@@ -498,10 +492,7 @@ static void test_deep_topic(void **state) {
     sb.sub_id = 3;
     assert_int_equal(pg_trie_subscribe(t, s, len, NULL, 0, &sb), 0);
     s[len - 1] = 'a';
-    struct hits hs;
-    memset(&hs, 0, sizeof(hs));
-    pg_trie_match(t, s, len, record, &hs);
-    ASSERT_IDS(hs, 1, 3);
+    ASSERT_IDS(match_len(t, s, len, 0), 1, 3);
     assert_true(pg_topic_matches(s, len, s, len));
     free(s);
 }
@@ -510,10 +501,9 @@ static void test_invalid_filters_are_consistent(void **state) {
     pg_trie *t = *state;
     sub(t, "a/#/b", 0, 1);
     sub(t, "a+/b", 1, 2); /* wildcard chars inside a level are plain characters */
-    assert_int_equal(match(t, "a/x/b").n, 0);
-    assert_int_equal(match(t, "a/#/b").n, 0);
+    ASSERT_NONE(t, "a/x/b", "a/#/b");
     ASSERT_IDS(match(t, "a+/b"), 2);
-    assert_int_equal(match(t, "ax/b").n, 0);
+    ASSERT_NONE(t, "ax/b");
 }
 
 static void test_share_split(void **state) {
@@ -524,25 +514,18 @@ static void test_share_split(void **state) {
         int rc;
         const char *group, *filter;
     } cases[] = {
-        {"$share/g/a/b", 1, "g", "a/b"},
-        {"$share/group1/#", 1, "group1", "#"},
-        {"$share/g/+/x", 1, "g", "+/x"},
-        {"$share/g//", 1, "g", "/"},
-        {"$share/g/$SYS/#", 1, "g", "$SYS/#"},
-        {"a/b", 0, NULL, NULL},
-        {"$share", 0, NULL, NULL},
-        {"$shar/g/a", 0, NULL, NULL},
-        {"$SHARE/g/a", 0, NULL, NULL},
-        {"$SYS/share/x", 0, NULL, NULL},
-        {"share/g/a", 0, NULL, NULL},
-        {"$share/", -1, NULL, NULL},
-        {"$share//a", -1, NULL, NULL},
-        {"$share/g", -1, NULL, NULL},
-        {"$share/g/", -1, NULL, NULL},
-        {"$share/g+/a", -1, NULL, NULL},
-        {"$share/+/a", -1, NULL, NULL},
-        {"$share/#/a", -1, NULL, NULL},
+        // clang-format off
+        {"$share/g/a/b", 1, "g", "a/b"},              {"$share/group1/#", 1, "group1", "#"},
+        {"$share/g/+/x", 1, "g", "+/x"},              {"$share/g//", 1, "g", "/"},
+        {"$share/g/$SYS/#", 1, "g", "$SYS/#"},        {"a/b", 0, NULL, NULL},
+        {"$share", 0, NULL, NULL},                    {"$shar/g/a", 0, NULL, NULL},
+        {"$SHARE/g/a", 0, NULL, NULL},                {"$SYS/share/x", 0, NULL, NULL},
+        {"share/g/a", 0, NULL, NULL},                 {"$share/", -1, NULL, NULL},
+        {"$share//a", -1, NULL, NULL},                {"$share/g", -1, NULL, NULL},
+        {"$share/g/", -1, NULL, NULL},                {"$share/g+/a", -1, NULL, NULL},
+        {"$share/+/a", -1, NULL, NULL},               {"$share/#/a", -1, NULL, NULL},
         {"$share/a#b/x", -1, NULL, NULL},
+        // clang-format on
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t len;
@@ -570,56 +553,25 @@ static void test_topic_matches_table(void **state) {
         const char *filter, *topic;
         int want;
     } cases[] = {
-        {"a/b/c", "a/b/c", 1},
-        {"a/b/c", "a/b", 0},
-        {"a/b", "a/b/c", 0},
-        {"a/b/c", "a/b/d", 0},
-        {"a", "A", 0},
-        {"+", "a", 1},
-        {"+", "", 1},
-        {"+", "a/b", 0},
-        {"+", "/", 0},
-        {"+/+", "/", 1},
-        {"+/b", "a/b", 1},
-        {"a/+", "a/b", 1},
-        {"a/+", "a", 0},
-        {"a/+", "a/", 1},
-        {"a/+/c", "a//c", 1},
-        {"a/+/c", "a/b/d", 0},
-        {"+/+/+", "a/b/c", 1},
-        {"#", "a", 1},
-        {"#", "a/b/c", 1},
-        {"#", "/", 1},
-        {"#", "", 1},
-        {"a/#", "a", 1},
-        {"a/#", "a/b", 1},
-        {"a/#", "a/b/c", 1},
-        {"a/#", "ab", 0},
-        {"a/#", "b/a", 0},
-        {"sport/#", "sport", 1},
-        {"sport/tennis/#", "sport", 0},
-        {"+/#", "a", 1},
-        {"+/+/#", "a", 0},
-        {"a//b", "a//b", 1},
-        {"a//b", "a/b", 0},
-        {"/a", "/a", 1},
-        {"/a", "a", 0},
-        {"+/a", "/a", 1},
-        {"/+", "/a", 1},
-        {"#", "$SYS", 0},
-        {"#", "$SYS/a", 0},
-        {"+/a", "$SYS/a", 0},
-        {"+", "$", 0},
-        {"$SYS/#", "$SYS", 1},
-        {"$SYS/#", "$SYS/a/b", 1},
-        {"$SYS/+/x", "$SYS/a/x", 1},
-        {"$SYS/+", "$SYS/a/x", 0},
-        {"a/$x/#", "a/$x/y", 1},
-        {"a/+", "a/$x", 1},
-        {"a/#/b", "a/x/b", 0},
-        {"a/#/b", "a/#/b", 0},
-        {"a+", "ab", 0},
-        {"a+", "a+", 1},
+        // clang-format off
+        {"a/b/c", "a/b/c", 1},        {"a/b/c", "a/b", 0},          {"a/b", "a/b/c", 0},
+        {"a/b/c", "a/b/d", 0},        {"a", "A", 0},                {"+", "a", 1},
+        {"+", "", 1},                 {"+", "a/b", 0},              {"+", "/", 0},
+        {"+/+", "/", 1},              {"+/b", "a/b", 1},            {"a/+", "a/b", 1},
+        {"a/+", "a", 0},              {"a/+", "a/", 1},             {"a/+/c", "a//c", 1},
+        {"a/+/c", "a/b/d", 0},        {"+/+/+", "a/b/c", 1},        {"#", "a", 1},
+        {"#", "a/b/c", 1},            {"#", "/", 1},                {"#", "", 1},
+        {"a/#", "a", 1},              {"a/#", "a/b", 1},            {"a/#", "a/b/c", 1},
+        {"a/#", "ab", 0},             {"a/#", "b/a", 0},            {"sport/#", "sport", 1},
+        {"sport/tennis/#", "sport", 0}, {"+/#", "a", 1},             {"+/+/#", "a", 0},
+        {"a//b", "a//b", 1},          {"a//b", "a/b", 0},           {"/a", "/a", 1},
+        {"/a", "a", 0},               {"+/a", "/a", 1},             {"/+", "/a", 1},
+        {"#", "$SYS", 0},             {"#", "$SYS/a", 0},           {"+/a", "$SYS/a", 0},
+        {"+", "$", 0},                {"$SYS/#", "$SYS", 1},        {"$SYS/#", "$SYS/a/b", 1},
+        {"$SYS/+/x", "$SYS/a/x", 1},  {"$SYS/+", "$SYS/a/x", 0},    {"a/$x/#", "a/$x/y", 1},
+        {"a/+", "a/$x", 1},           {"a/#/b", "a/x/b", 0},        {"a/#/b", "a/#/b", 0},
+        {"a+", "ab", 0},              {"a+", "a+", 1},
+        // clang-format on
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t fl, tl;

@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# run.sh - side-by-side benchmark of polygate against mosquitto.
+#
+# Usage: tests/bench/run.sh <build-dir>     (make bench calls it with build/)
+#   <build-dir>/polygate        the broker under test (missing -> "n/a" column)
+#   <build-dir>/bench/loadgen   the load generator (built here if needed)
+#
+# For every scenario (pairs, fanin, fanout) and QoS (0, 1) it starts a fresh
+# mosquitto, runs loadgen for BENCH_SECS, stops it, then does the same with
+# polygate: only the broker being measured runs. Then the idle test: per
+# broker, VmRSS before and after BENCH_IDLE_CONNS idle MQTT connections.
+# Prints two tables. Exit status: 0, even when polygate is missing or fails;
+# nonzero when mosquitto (the reference) or the harness itself fails.
+#
+# Environment:
+#   BENCH_SECS=10                          measured seconds per run (+1 s warm-up)
+#   BENCH_SCENARIOS="pairs fanin fanout idle"
+#                                          an entry NAME runs both QoS, NAME:Q one
+#   BENCH_IDLE_CONNS=10000                 0 skips the idle test
+#   BENCH_KEEP=1                           keep the work dir (configs, logs, RESULT lines)
+set -u
+
+BENCH_SECS=${BENCH_SECS:-10}
+BENCH_SCENARIOS=${BENCH_SCENARIOS:-pairs fanin fanout idle}
+BENCH_IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+[ $# -eq 1 ] || { echo "usage: $0 <build-dir>" >&2; exit 2; }
+BUILD=$(mkdir -p "$1" && cd "$1" && pwd) || exit 2
+LOADGEN=$BUILD/bench/loadgen
+POLYGATE=$BUILD/polygate
+WORK=$(mktemp -d /tmp/polygate-bench.XXXXXX)
+
+BROKER_PID=""
+BROKER_PORT=""
+LOADGEN_PID=""
+
+say() { echo "bench: $*" >&2; }
+
+die() {
+    say "FAILED: $*"
+    exit 1
+}
+
+cleanup() {
+    [ -n "$LOADGEN_PID" ] && kill "$LOADGEN_PID" 2>/dev/null
+    stop_broker
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        say "work dir kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- environment ----
+
+raise_fd_limit() {
+    local want=$((BENCH_IDLE_CONNS + 1024))
+    [ "$(ulimit -n)" = unlimited ] && return
+    [ "$(ulimit -n)" -ge "$want" ] && return
+    ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((BENCH_IDLE_CONNS + 64)) ]; then
+        die "open-file limit $(ulimit -n) is too low for $BENCH_IDLE_CONNS idle connections"
+    fi
+}
+
+build_loadgen() {
+    command -v mosquitto >/dev/null || die "mosquitto not installed (apt-get install -y mosquitto)"
+    make --no-print-directory -s -C "$HERE" BUILD="$BUILD/bench" >&2 || die "building loadgen"
+}
+
+# ---- ports and processes ----
+
+# A port nothing on this host uses, outside the ephemeral range.
+free_port() {
+    local port hex
+    while :; do
+        port=$((20000 + RANDOM % 12000))
+        hex=$(printf '%04X' "$port")
+        awk -v h=":$hex" 'index($2, h) == length($2) - 4 { found = 1 } END { exit !found }' \
+            /proc/net/tcp /proc/net/tcp6 2>/dev/null || { echo "$port"; return; }
+    done
+}
+
+is_listening() {
+    local hex
+    hex=$(printf '%04X' "$1")
+    awk -v h=":$hex" '$4 == "0A" && index($2, h) == length($2) - 4 { found = 1 }
+        END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# Polls until port $1 listens; fails if process $2 exits or after 10 s.
+wait_port() {
+    local _
+    for _ in $(seq 1 200); do
+        kill -0 "$2" 2>/dev/null || return 1
+        is_listening "$1" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+stop_broker() {
+    [ -n "$BROKER_PID" ] || return 0
+    kill "$BROKER_PID" 2>/dev/null
+    local _
+    for _ in $(seq 1 100); do
+        kill -0 "$BROKER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -9 "$BROKER_PID" 2>/dev/null
+    wait "$BROKER_PID" 2>/dev/null
+    BROKER_PID=""
+}
+
+write_mosquitto_conf() {
+    cat >"$WORK/mosquitto.conf" <<EOF
+listener $1 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 1000
+max_inflight_messages 32
+max_connections -1
+log_type error
+log_dest stderr
+EOF
+}
+
+write_polygate_conf() {
+    cat >"$WORK/polygate.conf" <<EOF
+broker = { max_inflight = 32; max_queued_messages = 1000; sys_interval = 0; };
+log = { level = "warning"; };
+mqtt = { enabled = true; listeners = ( { bind = "127.0.0.1"; port = $1; } ); };
+websocket = { enabled = false; };
+mqttsn = { enabled = false; };
+coap = { enabled = false; };
+stomp = { enabled = false; };
+http = { enabled = false; };
+EOF
+}
+
+# start_broker mosquitto|polygate: sets BROKER_PID and BROKER_PORT.
+start_broker() {
+    BROKER_PORT=$(free_port)
+    if [ "$1" = mosquitto ]; then
+        write_mosquitto_conf "$BROKER_PORT"
+        mosquitto -c "$WORK/mosquitto.conf" >>"$WORK/mosquitto.log" 2>&1 &
+    else
+        [ -x "$POLYGATE" ] || return 1
+        write_polygate_conf "$BROKER_PORT"
+        "$POLYGATE" -c "$WORK/polygate.conf" >>"$WORK/polygate.log" 2>&1 &
+    fi
+    BROKER_PID=$!
+    if ! wait_port "$BROKER_PORT" "$BROKER_PID"; then
+        stop_broker
+        return 1
+    fi
+}
+
+log_tail() {
+    [ -s "$WORK/$1.log" ] && tail -n 5 "$WORK/$1.log" | sed 's/^/    /' >&2
+}
+
+# A broker could not be measured: fatal for mosquitto, "n/a" for polygate.
+broker_failed() {
+    local broker=$1 what=$2
+    say "$broker: $what"
+    log_tail "$broker"
+    log_tail loadgen
+    [ "$broker" = mosquitto ] && die "mosquitto (the reference) failed: $what"
+    [ -x "$POLYGATE" ] && NOTES="$NOTES polygate $what;"
+}
+
+# ---- measurements ----
+
+field() { # field NAME "RESULT ... NAME=value ..."
+    sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"
+}
+
+# measure_rate BROKER SCENARIO QOS: sets MEASURED to "rate lost expected", or "".
+# (Globals rather than $(...): brokers must be started by this shell so that
+# the EXIT trap can stop them.)
+measure_rate() {
+    local broker=$1 sc=$2 qos=$3 line alive=1 t0 ticks0 cpu
+    MEASURED=""
+    start_broker "$broker" || { broker_failed "$broker" "did not start"; return; }
+    t0=$(date +%s.%N)
+    ticks0=$(cpu_ticks "$BROKER_PID")
+    # In the background + wait, so that a signal reaches the EXIT trap at once.
+    timeout $((BENCH_SECS + 90)) "$LOADGEN" -p "$BROKER_PORT" -s "$sc" -q "$qos" \
+        -t "$BENCH_SECS" --setup-timeout 30 >"$WORK/run.out" 2>>"$WORK/loadgen.log" &
+    LOADGEN_PID=$!
+    wait "$LOADGEN_PID"
+    LOADGEN_PID=""
+    line=$(grep '^RESULT' "$WORK/run.out")
+    kill -0 "$BROKER_PID" 2>/dev/null || alive=0
+    [ "$alive" = 1 ] && cpu=$(cpu_percent "$BROKER_PID" "$ticks0" "$t0")
+    stop_broker
+    echo "$broker $line" >>"$WORK/results.txt"
+    if [ -z "$line" ] || [ "$alive" = 0 ]; then
+        broker_failed "$broker" "$sc qos $qos: $([ "$alive" = 0 ] && echo crashed || echo loadgen error)"
+        return
+    fi
+    say "$broker $sc qos $qos: $(field rate "$line") msgs/s, lost $(field lost "$line")," \
+        "broker CPU $cpu% of one core (incl. setup and drain)"
+    MEASURED="$(field rate "$line") $(field lost "$line") $(field expected "$line")"
+}
+
+cpu_ticks() { # utime + stime of process $1, in clock ticks
+    awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null
+}
+
+cpu_percent() { # cpu_percent PID TICKS_BEFORE TIME_BEFORE
+    awk -v t1="$(cpu_ticks "$1")" -v t0="$2" -v s0="$3" -v s1="$(date +%s.%N)" \
+        -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", 100 * (t1 - t0) / hz / (s1 - s0) }'
+}
+
+vm_rss_kb() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# RSS after it has stopped moving (two equal readings 0.2 s apart, at most 3 s).
+settled_rss_kb() {
+    local prev cur _
+    prev=$(vm_rss_kb "$1")
+    for _ in $(seq 1 15); do
+        sleep 0.2
+        cur=$(vm_rss_kb "$1")
+        [ "$cur" = "$prev" ] && break
+        prev=$cur
+    done
+    echo "$cur"
+}
+
+# Polls the idle loadgen's output for IDLE_READY; fails if it exits or after 120 s.
+wait_idle_ready() {
+    local _
+    for _ in $(seq 1 1200); do
+        grep -q '^IDLE_READY' "$WORK/idle.out" && return 0
+        kill -0 "$LOADGEN_PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# measure_idle BROKER: sets MEASURED to KB of RSS per idle connection, or "".
+measure_idle() {
+    local broker=$1 before after="" ok=1 dropped
+    MEASURED=""
+    start_broker "$broker" || { broker_failed "$broker" "did not start"; return; }
+    before=$(settled_rss_kb "$BROKER_PID")
+    "$LOADGEN" -p "$BROKER_PORT" -s idle -n "$BENCH_IDLE_CONNS" --hold 600 \
+        --setup-timeout 110 >"$WORK/idle.out" 2>>"$WORK/loadgen.log" &
+    LOADGEN_PID=$!
+    wait_idle_ready || ok=0
+    [ "$ok" = 1 ] && after=$(settled_rss_kb "$BROKER_PID")
+    kill -0 "$BROKER_PID" 2>/dev/null || ok=0
+    kill "$LOADGEN_PID" 2>/dev/null
+    wait "$LOADGEN_PID" 2>/dev/null
+    LOADGEN_PID=""
+    stop_broker
+    dropped=$(field failed "$(grep '^RESULT' "$WORK/idle.out")")
+    if [ "$ok" = 1 ] && [ -n "$dropped" ] && [ "$dropped" != 0 ]; then
+        NOTES="$NOTES $broker closed $dropped idle connections while measured;"
+    fi
+    if [ "$ok" = 0 ] || [ -z "$after" ]; then
+        broker_failed "$broker" "idle test: $BENCH_IDLE_CONNS connections failed"
+        return
+    fi
+    say "$broker idle: VmRSS $before kB -> $after kB with $BENCH_IDLE_CONNS connections"
+    MEASURED=$(awk -v a="$after" -v b="$before" -v n="$BENCH_IDLE_CONNS" \
+        'BEGIN { printf "%.2f", (a - b) / n }')
+}
+
+# ---- report ----
+
+ratio() {
+    [ -n "$1" ] && [ -n "$2" ] && awk -v m="$1" -v p="$2" 'BEGIN { if (m > 0) printf "%.2f", p / m; else print "n/a" }' || echo n/a
+}
+
+# lost_note BROKER "rate lost expected": "mosquitto lost 12 of 3400 (0.35%); " if lost > 0.
+lost_note() {
+    local lost expected
+    read -r _ lost expected <<<"$2"
+    [ -n "$lost" ] && [ "$lost" != 0 ] || return 0
+    awk -v b="$1" -v l="$lost" -v e="$expected" \
+        'BEGIN { printf "%s lost %d of %d (%.2f%%); ", b, l, e, (e > 0 ? 100 * l / e : 0) }'
+}
+
+RATE_ROWS=()
+IDLE_ROW=""
+NOTES=""
+MEASURED=""
+LOAD_BEFORE=""
+
+run_rate_row() {
+    local sc=$1 qos=$2 mq pg mq_rate pg_rate note
+    measure_rate mosquitto "$sc" "$qos"
+    mq=$MEASURED
+    [ -n "$mq" ] || die "mosquitto $sc qos $qos gave no result"
+    pg=""
+    if [ -x "$POLYGATE" ]; then
+        measure_rate polygate "$sc" "$qos"
+        pg=$MEASURED
+    fi
+    mq_rate=${mq%% *}
+    pg_rate=${pg%% *}
+    note="$(lost_note mosquitto "$mq")$(lost_note polygate "$pg")"
+    RATE_ROWS+=("$sc|$qos|$mq_rate|${pg_rate:-n/a}|$(ratio "$mq_rate" "$pg_rate")|${note%; }")
+}
+
+run_idle_row() {
+    local mq pg
+    measure_idle mosquitto
+    mq=$MEASURED
+    [ -n "$mq" ] || die "mosquitto idle test gave no result"
+    pg=""
+    if [ -x "$POLYGATE" ]; then
+        measure_idle polygate
+        pg=$MEASURED
+    fi
+    IDLE_ROW="$BENCH_IDLE_CONNS conns|$mq|${pg:-n/a}"
+}
+
+print_tables() {
+    local row sc qos mq pg r note what
+    echo
+    echo "polygate vs mosquitto $(mosquitto -h 2>/dev/null | awk 'NR == 1 { print $3 }')," \
+        "${BENCH_SECS}s per run, payload 64 B, loopback, $(nproc) cores," \
+        "load average before: $LOAD_BEFORE"
+    echo
+    printf '%-8s | %-3s | %16s | %15s | %5s | %s\n' scenario qos "mosquitto msgs/s" \
+        "polygate msgs/s" ratio notes
+    for row in "${RATE_ROWS[@]}"; do
+        IFS='|' read -r sc qos mq pg r note <<<"$row"
+        printf '%-8s | %-3s | %16s | %15s | %5s | %s\n' "$sc" "$qos" "$mq" "$pg" "$r" "$note"
+    done
+    if [ -n "$IDLE_ROW" ]; then
+        echo
+        printf '%-23s | %12s | %11s\n' "idle RSS per connection" "mosquitto KB" "polygate KB"
+        IFS='|' read -r what mq pg <<<"$IDLE_ROW"
+        printf '%-23s | %12s | %11s\n' "$what" "$mq" "$pg"
+    fi
+    [ -x "$POLYGATE" ] || echo "(polygate: $POLYGATE not found)"
+    [ -n "$NOTES" ] && echo "problems:$NOTES"
+    return 0
+}
+
+main() {
+    local entry sc qos
+    LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
+    raise_fd_limit
+    build_loadgen
+    for entry in ${BENCH_SCENARIOS//,/ }; do
+        sc=${entry%%:*}
+        case "$sc" in
+        pairs | fanin | fanout) ;;
+        idle)
+            [ "$BENCH_IDLE_CONNS" -gt 0 ] && run_idle_row
+            continue
+            ;;
+        *) die "unknown scenario '$sc' in BENCH_SCENARIOS" ;;
+        esac
+        if [ "$entry" = "$sc" ]; then
+            run_rate_row "$sc" 0
+            run_rate_row "$sc" 1
+        else
+            qos=${entry#*:}
+            run_rate_row "$sc" "$qos"
+        fi
+    done
+    print_tables
+}
+
+main
