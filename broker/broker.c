@@ -58,9 +58,11 @@ pg_broker *pg_broker_new(const struct pg_broker_config *c) {
 
 void pg_broker_shutdown(pg_broker *b) {
     for (uint32_t i = 0; i < b->table_cap; i++)
-        for (pg_session *s = b->table[i]; s; s = s->hnext)
+        for (pg_session *s = b->table[i], *next; s; s = next) {
+            next = s->hnext; /* detaching may end the session */
             if (s->conn)
                 pg_session_detach(s, PG_DISC_WITH_WILL, PG_RC_SERVER_SHUTTING_DOWN);
+        }
     /* Wills waiting for their delay are due now: the server is going away. */
     for (uint32_t i = 0; i < b->table_cap; i++)
         for (pg_session *s = b->table[i]; s; s = s->hnext)

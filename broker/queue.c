@@ -38,10 +38,10 @@ static int queue_grow(struct pg_queue *q) {
     return 0;
 }
 
-static void count_drop(pg_session *s, const pg_msg *m) {
+static void count_drop(pg_session *s, const pg_msg *m, uint8_t why) {
     s->dropped++;
     s->broker->stats.msgs_dropped++;
-    pg_emit(s->broker, PG_EV_DROPPED, &s->id, m, NULL, 0, 0, PG_RC_QUOTA_EXCEEDED);
+    pg_emit(s->broker, PG_EV_DROPPED, &s->id, m, NULL, 0, 0, why);
 }
 
 /* Removes the oldest QoS 0 entry to make room; returns 0 if there was none. */
@@ -51,7 +51,7 @@ static int drop_oldest_qos0(pg_session *s) {
         struct pg_qentry *e = queue_at(q, i);
         if (e->qos)
             continue;
-        count_drop(s, e->msg);
+        count_drop(s, e->msg, PG_RC_QUOTA_EXCEEDED);
         pg_qentry_release(e);
         for (uint32_t j = i; j + 1 < q->len; j++)
             *queue_at(q, j) = *queue_at(q, j + 1);
@@ -66,11 +66,11 @@ int pg_queue_push(pg_session *s, pg_msg *m, uint8_t qos, uint8_t retain, uint32_
     struct pg_queue *q = &s->queue;
     uint32_t max = s->broker->cfg.max_queued_messages;
     if (max && q->len >= max && (qos == 0 || !drop_oldest_qos0(s))) {
-        count_drop(s, m);
+        count_drop(s, m, PG_RC_QUOTA_EXCEEDED);
         return 0;
     }
     if (q->len == q->cap && queue_grow(q) < 0) {
-        count_drop(s, m);
+        count_drop(s, m, PG_RC_UNSPECIFIED);
         return 0;
     }
     struct pg_qentry *e = queue_at(q, q->len++);
@@ -188,16 +188,19 @@ static int next_resend(pg_session *s, struct pg_delivery *d) {
 
 static int move_to_inflight(pg_session *s, struct pg_qentry *e, struct pg_delivery *d) {
     if (s->n_inflight == s->cap_inflight) {
-        uint16_t cap = s->cap_inflight ? s->cap_inflight * 2 : 4;
+        uint32_t cap = s->cap_inflight ? s->cap_inflight * 2u : 4;
+        if (cap > 65535)
+            cap = 65535;
         struct pg_inflight *n = realloc(s->inflight, cap * sizeof *n);
         if (!n)
             return -1;
         s->inflight = n;
-        s->cap_inflight = cap;
+        s->cap_inflight = (uint16_t)cap;
     }
+    uint16_t id = next_packet_id(s); /* before the new slot counts as in use */
     struct pg_inflight *f = &s->inflight[s->n_inflight++];
     f->q = *e;
-    f->packet_id = next_packet_id(s);
+    f->packet_id = id;
     f->state = e->qos == 1 ? WAIT_PUBACK : WAIT_PUBREC;
     d->packet_id = f->packet_id;
     return 0;
@@ -222,7 +225,7 @@ int pg_session_next(pg_session *s, struct pg_delivery *d) {
     while (q->len) {
         struct pg_qentry *e = queue_at(q, 0);
         if (expired(s, e->msg)) {
-            count_drop(s, e->msg);
+            count_drop(s, e->msg, PG_RC_SUCCESS); /* expiry is not an error */
             pg_qentry_release(e);
         } else if (e->qos && s->n_inflight >= window(s)) {
             return 0;
@@ -291,19 +294,15 @@ int pg_session_pubrec(pg_session *s, uint16_t id) {
     struct pg_inflight *f = find_inflight(s, id, &i);
     if (!f)
         return PG_RC_PACKET_ID_NOT_FOUND;
-    if (f->state == WAIT_PUBREC) {
-        f->state = WAIT_PUBCOMP;
-        /* The message itself is no longer needed: only the id is (4.3.3). */
-        pg_qentry_release(&f->q);
-    }
+    if (f->state == WAIT_PUBREC)
+        f->state = WAIT_PUBCOMP; /* the message stays until PUBCOMP, for the ACKED event */
     return f->state == WAIT_PUBCOMP ? 0 : PG_RC_PACKET_ID_NOT_FOUND;
 }
 
 void pg_session_discard(pg_session *s, uint16_t id) {
     uint16_t i;
     struct pg_inflight *f = find_inflight(s, id, &i);
-    s->dropped++;
-    s->broker->stats.msgs_dropped++;
+    count_drop(s, f ? f->q.msg : NULL, PG_RC_IMPL_SPECIFIC);
     if (f)
         remove_inflight(s, i);
 }
@@ -315,12 +314,14 @@ int pg_qos2_received(pg_session *s, uint16_t id) {
     if (s->n_qos2_in >= s->broker->cfg.max_inflight)
         return -1;
     if (s->n_qos2_in == s->cap_qos2_in) {
-        uint16_t cap = s->cap_qos2_in ? s->cap_qos2_in * 2 : 4;
+        uint32_t cap = s->cap_qos2_in ? s->cap_qos2_in * 2u : 4;
+        if (cap > 65535)
+            cap = 65535;
         uint16_t *n = realloc(s->qos2_in, cap * sizeof *n);
         if (!n)
             return -1;
         s->qos2_in = n;
-        s->cap_qos2_in = cap;
+        s->cap_qos2_in = (uint16_t)cap;
     }
     s->qos2_in[s->n_qos2_in++] = id;
     return 1;

@@ -78,7 +78,17 @@ static int store_retained(pg_broker *b, pg_msg *m) {
     return 0;
 }
 
+/* A topic name has no wildcards and no NUL (MQTT 5.0 4.7.3); it is not empty. */
+static int topic_name_valid(const char *t, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if (t[i] == '+' || t[i] == '#' || t[i] == 0)
+            return 0;
+    return len > 0;
+}
+
 int pg_publish(pg_broker *b, pg_session *from, pg_msg *m) {
+    if (!topic_name_valid(m->topic, m->topic_len))
+        return PG_RC_TOPIC_NAME_INVALID;
     if (from && b->has_authorize &&
         pg_hooks_authorize(b, &from->id, PG_ACCESS_WRITE, m->topic, m->topic_len) != PG_HOOK_ALLOW)
         return PG_RC_NOT_AUTHORIZED;

@@ -49,9 +49,9 @@ struct ev_rec {
 struct world {
     pg_broker *b;
     int64_t now;
-    int auth_rc;             /* what authenticate answers (PG_HOOK_PASS unless a test sets it) */
+    int auth_rc; /* what authenticate answers (PG_HOOK_PASS unless a test sets it) */
     int auth_calls;
-    int auth_has_password;   /* as the last authenticate call saw it */
+    int auth_has_password; /* as the last authenticate call saw it */
     size_t auth_password_len;
     int deny;                /* PG_ACCESS_* bits that authorize refuses... */
     const char *deny_client; /* ...for this client only (NULL: for everyone) */
@@ -428,7 +428,8 @@ static void test_takeover_resumes_session_and_cancels_delayed_will(void **state)
     struct got g, r;
     online(w, &watcher, "watcher");
     subscribe(&watcher, "will/#", 1);
-    connect_c(w, &old, "dup", (struct copts){.expiry = 60, .will_topic = "will/dup", .will_delay = 5});
+    connect_c(w, &old, "dup",
+              (struct copts){.expiry = 60, .will_topic = "will/dup", .will_delay = 5});
     subscribe(&old, "news", 1);
     assert_int_equal(publish(w, NULL, "news", "1", 1), PG_RC_SUCCESS);
     assert_true(pull(&old, &g)); /* in flight, never acknowledged */
@@ -735,8 +736,8 @@ static void test_retain_as_published(void **state) {
     struct got g;
     online(w, &a, "a");
     online(w, &b, "b");
-    assert_int_equal(
-        subscribe_o(&a, "t", (struct pg_sub_opts){.qos = 1, .retain_as_published = 1}), 1);
+    assert_int_equal(subscribe_o(&a, "t", (struct pg_sub_opts){.qos = 1, .retain_as_published = 1}),
+                     1);
     subscribe(&b, "t", 1);
     assert_int_equal(publish_x(w, NULL, "t", "r", 1, 1, 0), PG_RC_SUCCESS);
     g = expect_one(&a, "t", "r");
@@ -817,7 +818,7 @@ static void test_shared_subscription_round_robin(void **state) {
     for (int i = 0; i < 4; i++) {
         assert_int_equal(publish(w, NULL, "t", "m", 1), PG_RC_SUCCESS);
         int ga = pull(&a, &g), gb = pull(&b, &g);
-        assert_int_equal(ga + gb, 1); /* one member per message */
+        assert_int_equal(ga + gb, 1);   /* one member per message */
         assert_int_not_equal(ga, last); /* alternating */
         last = ga;
         na += ga;
@@ -1210,10 +1211,10 @@ static void test_authenticate_hook_refuses(void **state) {
     struct client a;
     w->auth_rc = PG_RC_BAD_USERNAME_OR_PASSWORD;
     /* The will passes to the core even on failure: ASan checks it is released. */
-    assert_int_equal(connect_o(w, &a, "a",
-                               (struct copts){.username = "u", .password = "secret",
-                                              .will_topic = "w"}),
-                     PG_RC_BAD_USERNAME_OR_PASSWORD);
+    assert_int_equal(
+        connect_o(w, &a, "a",
+                  (struct copts){.username = "u", .password = "secret", .will_topic = "w"}),
+        PG_RC_BAD_USERNAME_OR_PASSWORD);
     assert_int_equal(w->auth_calls, 1);
     assert_int_equal(w->auth_has_password, 1);
     assert_int_equal(w->auth_password_len, 6);
