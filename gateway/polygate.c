@@ -49,6 +49,7 @@ struct polygate {
     int max_topic_alias;
     int max_connections;
     int n_connections; /* across every listener */
+    char *mqtt_mountpoint;
 };
 
 static void lws_log_emit(int level, const char *line) {
@@ -126,6 +127,7 @@ static int open_mqtt_listener(struct polygate *g, const struct pg_listener_conf 
     l->mqtt.broker = g->broker;
     l->mqtt.settings.max_topic_alias = (uint16_t)g->max_topic_alias;
     l->mqtt.settings.connect_timeout_s = 10;
+    l->mqtt.settings.mountpoint = g->mqtt_mountpoint;
     l->mqtt.tls = lc->tls;
     l->mqtt.max_connections = lc->max_connections;
     l->mqtt.total_connections = &g->n_connections;
@@ -163,8 +165,8 @@ static int open_mqtt_listener(struct polygate *g, const struct pg_listener_conf 
         return -1;
     }
     int port = lws_get_vhost_listen_port(l->vh);
-    snprintf(l->mqtt.name, sizeof l->mqtt.name, "mqtt%s:%s:%d", lc->tls ? "s" : "", lc->bind,
-             port);
+    snprintf(l->mqtt.name, sizeof l->mqtt.name, v6 ? "mqtt%s:[%s]:%d" : "mqtt%s:%s:%d",
+             lc->tls ? "s" : "", lc->bind, port);
     pg_notice("listening: %s", l->mqtt.name);
     g->n_listeners++;
     return 0;
@@ -210,6 +212,7 @@ struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t err
     broker_config_from(&bc, cfg);
     g->max_topic_alias = cfg->broker.max_topic_alias;
     g->max_connections = cfg->broker.max_connections;
+    g->mqtt_mountpoint = strdup(cfg->mqtt.mountpoint ? cfg->mqtt.mountpoint : "");
     g->broker = pg_broker_new(&bc);
     g->cx = create_context();
     int n = cfg->mqtt.enabled ? cfg->mqtt.n_listeners : 0;
@@ -292,5 +295,6 @@ void polygate_free(struct polygate *g) {
         free(t);
     }
     free(g->listeners);
+    free(g->mqtt_mountpoint);
     free(g);
 }

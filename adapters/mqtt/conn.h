@@ -49,6 +49,11 @@ int mqtt_fail(struct mqtt_conn *c, uint8_t reason, const char *why);
 void mqtt_log_peer(struct mqtt_conn *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Puts the listener's mountpoint in front of a topic or filter (after any
+ * $share/GROUP/ part). Returns 0, or -1 when the result would be too long. The
+ * result may point into a buffer reused by the next call. */
+int mqtt_mount(struct mqtt_conn *c, mqtt_str *topic);
+
 /* mqtt_connect.c */
 int mqtt_on_connect(struct mqtt_conn *c, struct mqtt_packet *p);
 /* A CONNECT with an unknown protocol name or level: CONNACK 0x84 (v5) / 0x01. */

@@ -27,6 +27,7 @@ struct mqtt_transport {
 struct mqtt_settings {
     uint16_t max_topic_alias; /* aliases accepted from and assigned to a client */
     int connect_timeout_s;    /* time allowed between accept and CONNECT */
+    const char *mountpoint;   /* topic prefix for this listener's clients, "" = none */
 };
 
 struct mqtt_conn_info {

@@ -203,6 +203,26 @@ int mqtt_conn_output(struct mqtt_conn *c, struct pg_buf *out, size_t limit) {
     return more;
 }
 
+int mqtt_mount(struct mqtt_conn *c, mqtt_str *t) {
+    static uint8_t buf[65536];
+    size_t mp = c->set->mountpoint ? strlen(c->set->mountpoint) : 0;
+    if (!mp)
+        return 0;
+    if (mp + t->len > 65535)
+        return -1;
+    size_t head = 0; /* "$share/GROUP/" stays in front */
+    if (t->len > 7 && !memcmp(t->p, "$share/", 7)) {
+        const uint8_t *slash = memchr(t->p + 7, '/', t->len - 7);
+        head = slash ? (size_t)(slash - t->p) + 1 : 0;
+    }
+    memcpy(buf, t->p, head);
+    memcpy(buf + head, c->set->mountpoint, mp);
+    memcpy(buf + head + mp, t->p + head, t->len - head);
+    t->p = buf;
+    t->len += (uint32_t)mp;
+    return 0;
+}
+
 size_t mqtt_conn_backlog(const struct mqtt_conn *c) {
     return c->ctl.len;
 }

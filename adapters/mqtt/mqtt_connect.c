@@ -237,8 +237,9 @@ static void fill_request(struct mqtt_conn *c, const struct mqtt_connect *k,
     req->receive_max = MQTT_HAS(&k->props, MQTT_PROP_RECEIVE_MAXIMUM)
                            ? k->props.receive_maximum
                            : 65535;
-    if (k->will_flag) {
-        req->will = mqtt_msg_from(&k->will_topic, &k->will_payload, k->will_qos,
+    mqtt_str will_topic = k->will_topic;
+    if (k->will_flag && mqtt_mount(c, &will_topic) == 0) {
+        req->will = mqtt_msg_from(&will_topic, &k->will_payload, k->will_qos,
                                   k->will_retain, &k->will_props, c->version == MQTT_V5);
         req->will_delay_s = c->version == MQTT_V5 && MQTT_HAS(&k->will_props, MQTT_PROP_WILL_DELAY)
                                 ? k->will_props.will_delay

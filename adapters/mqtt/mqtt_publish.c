@@ -96,7 +96,10 @@ int mqtt_on_publish(struct mqtt_conn *c, struct mqtt_packet *p) {
         if (!fresh) /* a resend of one already routed */
             return mqtt_send_ack(c, MQTT_PUBREC, pub->packet_id, 0);
     }
-    pg_msg *m = mqtt_msg_from(&pub->topic, &pub->payload, pub->qos, pub->retain, &pub->props,
+    mqtt_str topic = pub->topic;
+    if (mqtt_mount(c, &topic) < 0)
+        return mqtt_fail(c, MQTT_RC_TOPIC_NAME_INVALID, "topic too long with the mountpoint");
+    pg_msg *m = mqtt_msg_from(&topic, &pub->payload, pub->qos, pub->retain, &pub->props,
                               c->version == MQTT_V5);
     if (!m)
         return mqtt_fail(c, MQTT_RC_UNSPECIFIED, "out of memory");
@@ -172,6 +175,16 @@ static uint16_t alias_for(struct mqtt_conn *c, const pg_msg *m, int *known) {
     return (uint16_t)(slot + 1);
 }
 
+/* Takes the mountpoint off a delivered topic (every topic a mounted client can
+ * subscribe to starts with it). */
+static void unmount(struct mqtt_conn *c, mqtt_str *t) {
+    size_t mp = c->set->mountpoint ? strlen(c->set->mountpoint) : 0;
+    if (mp && t->len > mp && !memcmp(t->p, c->set->mountpoint, mp)) {
+        t->p += mp;
+        t->len -= (uint32_t)mp;
+    }
+}
+
 static void fill_v5_props(struct mqtt_props *pr, const struct pg_delivery *d) {
     const pg_msg *m = d->msg;
     if (m->has_payload_format) {
@@ -235,6 +248,7 @@ int mqtt_encode_delivery(struct mqtt_conn *c, struct pg_buf *out, struct pg_deli
     pub->retain = d->retain;
     pub->packet_id = d->packet_id;
     pub->topic = (mqtt_str){(const uint8_t *)d->msg->topic, d->msg->topic_len};
+    unmount(c, &pub->topic);
     pub->payload = (mqtt_str){d->msg->payload, d->msg->payload_len};
     if (c->version == MQTT_V5)
         fill_v5_props(&pub->props, d);

@@ -31,7 +31,9 @@ static uint8_t subscribe_one(struct mqtt_conn *c, const mqtt_str *f, uint8_t opt
         o.retain_as_published = (opt & MQTT_SUBOPT_RAP) != 0;
         o.retain_handling = MQTT_SUBOPT_RH(opt);
     }
-    int rc = pg_subscribe(c->session, (const char *)f->p, f->len, &o);
+    mqtt_str mf = *f;
+    int rc = mqtt_mount(c, &mf) < 0 ? PG_RC_TOPIC_FILTER_INVALID
+                                    : pg_subscribe(c->session, (const char *)mf.p, mf.len, &o);
     if (rc >= 0x80) {
         mqtt_log_peer(c, PG_LOG_INFO, "subscribe to '%.*s' refused (0x%02X)", (int)f->len,
                       (const char *)f->p, rc);
@@ -66,6 +68,8 @@ int mqtt_on_unsubscribe(struct mqtt_conn *c, struct mqtt_packet *p) {
     uint32_t n = 0, cur = 0;
     mqtt_str f;
     while (mqtt_unsub_next(s, &cur, &f))
-        codes[n++] = (uint8_t)pg_unsubscribe(c->session, (const char *)f.p, f.len);
+        codes[n++] = mqtt_mount(c, &f) < 0
+                         ? PG_RC_NO_SUBSCRIPTION_EXISTED
+                         : (uint8_t)pg_unsubscribe(c->session, (const char *)f.p, f.len);
     return send_suback(c, MQTT_UNSUBACK, s->packet_id, codes, n);
 }
