@@ -145,6 +145,10 @@ static long process(struct mqtt_conn *c, const uint8_t *buf, size_t len) {
     size_t off = 0;
     uint32_t max = pg_broker_config(c->broker)->max_packet_size;
     while (off < len && !c->closing) {
+        /* Anything else first (an HTTP request, a port scan) is refused at once,
+         * without waiting for the length its first bytes seem to announce. */
+        if (!c->connected && buf[off] >> 4 != MQTT_CONNECT)
+            return mqtt_fail(c, MQTT_RC_PROTOCOL_ERROR, "first packet is not CONNECT");
         uint32_t plen = 0;
         int r = mqtt_frame(buf + off, len - off, max, &plen);
         if (r < 0)
