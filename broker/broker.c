@@ -153,8 +153,13 @@ void pg_emit(pg_broker *b, enum pg_event_type t, const struct pg_identity *id, c
              const char *filter, size_t flen, uint8_t qos, uint8_t reason) {
     if (!b->has_events)
         return;
-    struct pg_event ev = {.type = t, .id = id, .msg = m, .filter = filter,
-                          .filter_len = flen, .qos = qos, .reason = reason};
+    struct pg_event ev = {.type = t,
+                          .id = id,
+                          .msg = m,
+                          .filter = filter,
+                          .filter_len = flen,
+                          .qos = qos,
+                          .reason = reason};
     for (int i = 0; i < b->n_hooks; i++)
         if (b->hooks[i].h.event)
             b->hooks[i].h.event(b->hooks[i].h.ud, &ev);
@@ -178,8 +183,8 @@ int pg_hooks_authenticate(pg_broker *b, const struct pg_connect_req *req) {
         const struct pg_hooks *h = &b->hooks[i].h;
         if (!h->authenticate)
             continue;
-        int rc = h->authenticate(h->ud, &req->id, req->password, req->password_len,
-                                 req->has_password);
+        int rc =
+            h->authenticate(h->ud, &req->id, req->password, req->password_len, req->has_password);
         if (rc != PG_HOOK_PASS)
             return rc;
     }

@@ -21,28 +21,28 @@ typedef struct pg_broker pg_broker;
 typedef struct pg_session pg_session;
 
 /* ---- Reason codes (MQTT 5 values) ---- */
-#define PG_RC_SUCCESS 0x00
-#define PG_RC_NO_MATCHING_SUBSCRIBERS 0x10
-#define PG_RC_NO_SUBSCRIPTION_EXISTED 0x11
-#define PG_RC_UNSPECIFIED 0x80
-#define PG_RC_IMPL_SPECIFIC 0x83
-#define PG_RC_CLIENT_ID_NOT_VALID 0x85
+#define PG_RC_SUCCESS                  0x00
+#define PG_RC_NO_MATCHING_SUBSCRIBERS  0x10
+#define PG_RC_NO_SUBSCRIPTION_EXISTED  0x11
+#define PG_RC_UNSPECIFIED              0x80
+#define PG_RC_IMPL_SPECIFIC            0x83
+#define PG_RC_CLIENT_ID_NOT_VALID      0x85
 #define PG_RC_BAD_USERNAME_OR_PASSWORD 0x86
-#define PG_RC_NOT_AUTHORIZED 0x87
-#define PG_RC_SERVER_UNAVAILABLE 0x88
-#define PG_RC_SERVER_BUSY 0x89
-#define PG_RC_SERVER_SHUTTING_DOWN 0x8B
-#define PG_RC_KEEP_ALIVE_TIMEOUT 0x8D
-#define PG_RC_SESSION_TAKEN_OVER 0x8E
-#define PG_RC_TOPIC_FILTER_INVALID 0x8F
-#define PG_RC_TOPIC_NAME_INVALID 0x90
-#define PG_RC_PACKET_ID_IN_USE 0x91
-#define PG_RC_PACKET_ID_NOT_FOUND 0x92
-#define PG_RC_RECEIVE_MAX_EXCEEDED 0x93
-#define PG_RC_QUOTA_EXCEEDED 0x97
-#define PG_RC_ADMIN_ACTION 0x98
-#define PG_RC_RETAIN_NOT_SUPPORTED 0x9A
-#define PG_RC_QOS_NOT_SUPPORTED 0x9B
+#define PG_RC_NOT_AUTHORIZED           0x87
+#define PG_RC_SERVER_UNAVAILABLE       0x88
+#define PG_RC_SERVER_BUSY              0x89
+#define PG_RC_SERVER_SHUTTING_DOWN     0x8B
+#define PG_RC_KEEP_ALIVE_TIMEOUT       0x8D
+#define PG_RC_SESSION_TAKEN_OVER       0x8E
+#define PG_RC_TOPIC_FILTER_INVALID     0x8F
+#define PG_RC_TOPIC_NAME_INVALID       0x90
+#define PG_RC_PACKET_ID_IN_USE         0x91
+#define PG_RC_PACKET_ID_NOT_FOUND      0x92
+#define PG_RC_RECEIVE_MAX_EXCEEDED     0x93
+#define PG_RC_QUOTA_EXCEEDED           0x97
+#define PG_RC_ADMIN_ACTION             0x98
+#define PG_RC_RETAIN_NOT_SUPPORTED     0x9A
+#define PG_RC_QOS_NOT_SUPPORTED        0x9B
 #define PG_RC_SHARED_SUB_NOT_SUPPORTED 0x9E
 
 /* ---- Messages: refcounted, immutable once created ---- */
@@ -72,16 +72,16 @@ typedef struct pg_msg {
     uint8_t retain;
     uint8_t has_payload_format;
     uint8_t payload_format;
-    uint64_t origin;     /* session uid of the publisher, 0 for none (no-local) */
-    int64_t expires_at;  /* monotonic ms, 0 = never */
-    uint32_t expiry_s;   /* the interval as published */
+    uint64_t origin;    /* session uid of the publisher, 0 for none (no-local) */
+    int64_t expires_at; /* monotonic ms, 0 = never */
+    uint32_t expiry_s;  /* the interval as published */
     uint16_t topic_len;
     uint16_t content_type_len;
     uint16_t response_topic_len;
     uint16_t correlation_len;
     uint32_t user_props_len;
     uint32_t payload_len;
-    const char *topic;   /* NUL-terminated too */
+    const char *topic; /* NUL-terminated too */
     const char *content_type;
     const char *response_topic;
     const uint8_t *correlation;
@@ -109,10 +109,10 @@ struct pg_broker_config {
     uint32_t max_queued_messages; /* per session; 0 = unlimited */
     uint16_t max_keepalive;       /* seconds */
     int retain_available;
-    uint32_t sys_interval;        /* seconds, 0 = no $SYS */
-    uint32_t session_expiry_max;  /* seconds, 0 = no cap */
+    uint32_t sys_interval;       /* seconds, 0 = no $SYS */
+    uint32_t session_expiry_max; /* seconds, 0 = no cap */
     int allow_anonymous;
-    const char *version;          /* for $SYS/broker/version */
+    const char *version; /* for $SYS/broker/version */
 };
 
 void pg_broker_config_defaults(struct pg_broker_config *c);
@@ -146,11 +146,11 @@ struct pg_identity {
     const char *cert_cn;  /* TLS client certificate CN or NULL */
 };
 
-#define PG_ACCESS_READ 1      /* a message is about to be delivered */
-#define PG_ACCESS_WRITE 2     /* a client publishes */
+#define PG_ACCESS_READ      1 /* a message is about to be delivered */
+#define PG_ACCESS_WRITE     2 /* a client publishes */
 #define PG_ACCESS_SUBSCRIBE 4 /* a client subscribes */
 
-#define PG_HOOK_PASS -1 /* no opinion: ask the next hook, then the default */
+#define PG_HOOK_PASS  -1 /* no opinion: ask the next hook, then the default */
 #define PG_HOOK_ALLOW 0
 
 enum pg_event_type {
@@ -221,7 +221,7 @@ struct pg_connect_req {
 int pg_connect(pg_broker *b, const struct pg_connect_req *req, const struct pg_conn_ops *ops,
                void *conn, pg_session **out, int *session_present);
 
-#define PG_DISC_NORMAL 0    /* client said goodbye: no will */
+#define PG_DISC_NORMAL    0 /* client said goodbye: no will */
 #define PG_DISC_WITH_WILL 1 /* abnormal end, or v5 DISCONNECT 0x04 */
 /* The connection ended. session_expiry_s replaces the session's expiry when not
  * NULL (v5 DISCONNECT may change it). */
@@ -245,7 +245,7 @@ int pg_qos2_received(pg_session *s, uint16_t packet_id);
 int pg_qos2_released(pg_session *s, uint16_t packet_id);
 
 struct pg_sub_opts {
-    uint8_t qos;             /* maximum QoS requested */
+    uint8_t qos; /* maximum QoS requested */
     uint8_t no_local;
     uint8_t retain_as_published;
     uint8_t retain_handling; /* 0 send retained, 1 only if new, 2 never */
@@ -262,7 +262,7 @@ int pg_unsubscribe(pg_session *s, const char *filter, size_t len);
 /* ---- Deliveries: the adapter pulls when it can write ---- */
 
 #define PG_DELIVER_PUBLISH 0
-#define PG_DELIVER_PUBREL 1 /* resend after reconnect: a PUBREL for packet_id */
+#define PG_DELIVER_PUBREL  1 /* resend after reconnect: a PUBREL for packet_id */
 
 struct pg_delivery {
     int kind;

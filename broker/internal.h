@@ -51,11 +51,11 @@ struct pg_session {
     struct pg_identity id;
     char *strings; /* one allocation behind id's strings */
     const struct pg_conn_ops *ops;
-    void *conn; /* NULL while offline */
+    void *conn;               /* NULL while offline */
     struct pg_session *hnext; /* session table chain */
 
     uint32_t expiry_s;
-    int64_t expires_at;   /* offline: when the session ends (0 = never) */
+    int64_t expires_at; /* offline: when the session ends (0 = never) */
     uint16_t keepalive_s;
     int64_t last_seen;
     uint16_t receive_max;

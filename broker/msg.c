@@ -24,8 +24,8 @@ pg_msg *pg_msg_new(const char *topic, size_t topic_len, const void *payload, siz
         p->correlation_len > 65535 || payload_len > UINT32_MAX)
         return NULL;
     /* Strings get a NUL each so callers may treat them as C strings. */
-    size_t size = sizeof(pg_msg) + topic_len + 1 + p->content_type_len + 1 +
-                  p->response_topic_len + 1 + p->correlation_len + p->user_props_len + payload_len;
+    size_t size = sizeof(pg_msg) + topic_len + 1 + p->content_type_len + 1 + p->response_topic_len +
+                  1 + p->correlation_len + p->user_props_len + payload_len;
     pg_msg *m = malloc(size);
     if (!m)
         return NULL;

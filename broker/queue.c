@@ -264,7 +264,8 @@ static void remove_inflight(pg_session *s, uint16_t i) {
     if (i >= s->n_inflight - s->resend)
         s->resend--; /* acknowledged before we got to resend it */
     pg_qentry_release(&s->inflight[i].q);
-    memmove(&s->inflight[i], &s->inflight[i + 1], (size_t)(s->n_inflight - i - 1) * sizeof *s->inflight);
+    memmove(&s->inflight[i], &s->inflight[i + 1],
+            (size_t)(s->n_inflight - i - 1) * sizeof *s->inflight);
     s->n_inflight--;
     if (s->conn && s->queue.len)
         s->ops->wakeup(s->conn); /* the window has room again */

@@ -27,7 +27,7 @@ struct pg_sub {
 };
 
 #define PG_SUBOPT_NO_LOCAL 0x01
-#define PG_SUBOPT_RAP 0x02 /* retain as published */
+#define PG_SUBOPT_RAP      0x02 /* retain as published */
 
 /* Called once per matching subscription. `shared` is 1 for the member picked from a
  * shared group. Return nonzero to stop the walk. */
@@ -41,12 +41,12 @@ void pg_trie_free(pg_trie *t);
 /* Adds or replaces (same owner, same filter, same group) a subscription. group is
  * NULL for a normal subscription. Returns 0 when added, 1 when it replaced an
  * existing one, -1 on allocation failure. */
-int pg_trie_subscribe(pg_trie *t, const char *filter, size_t flen, const char *group,
-                      size_t glen, const struct pg_sub *sub);
+int pg_trie_subscribe(pg_trie *t, const char *filter, size_t flen, const char *group, size_t glen,
+                      const struct pg_sub *sub);
 /* Removes owner's subscription. Returns 0 when removed, 1 when there was none.
  * Empty nodes are freed. */
-int pg_trie_unsubscribe(pg_trie *t, const char *filter, size_t flen, const char *group,
-                        size_t glen, void *owner);
+int pg_trie_unsubscribe(pg_trie *t, const char *filter, size_t flen, const char *group, size_t glen,
+                        void *owner);
 /* Calls fn for every subscription matching the topic name. */
 void pg_trie_match(pg_trie *t, const char *topic, size_t tlen, pg_trie_match_fn fn, void *ctx);
 /* (added) fn must not subscribe or unsubscribe on the same trie while the walk runs;
@@ -60,8 +60,8 @@ size_t pg_trie_node_count(const pg_trie *t);
 /* Splits "$share/GROUP/FILTER" into group and filter. Returns 1 if it is a shared
  * subscription (and sets the out pointers), 0 if not, -1 if it is malformed
  * (empty group, group with a wildcard, missing filter). */
-int pg_share_split(const char *s, size_t len, const char **group, size_t *glen,
-                   const char **filter, size_t *flen);
+int pg_share_split(const char *s, size_t len, const char **group, size_t *glen, const char **filter,
+                   size_t *flen);
 
 /* Does topic name match filter? The same rules as the trie, for one pair. */
 int pg_topic_matches(const char *filter, size_t flen, const char *topic, size_t tlen);

@@ -20,9 +20,9 @@ struct pg_tls_conf {
 };
 
 struct pg_listener_conf {
-    char *bind;    /* default "0.0.0.0" ("127.0.0.1" for http) */
-    int port;      /* 1..65535; 0 = pick a free port (tests) */
-    bool tls;      /* a tls = { ... } group was given */
+    char *bind; /* default "0.0.0.0" ("127.0.0.1" for http) */
+    int port;   /* 1..65535; 0 = pick a free port (tests) */
+    bool tls;   /* a tls = { ... } group was given */
     struct pg_tls_conf tls_conf;
     int max_connections; /* 0 = unlimited */
 };

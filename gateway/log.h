@@ -19,10 +19,10 @@ void pg_log_set_level(int level);
 int pg_log_enabled(int level);
 void pg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define pg_error(...) pg_log(PG_LOG_ERROR, __VA_ARGS__)
-#define pg_warn(...) pg_log(PG_LOG_WARNING, __VA_ARGS__)
+#define pg_error(...)  pg_log(PG_LOG_ERROR, __VA_ARGS__)
+#define pg_warn(...)   pg_log(PG_LOG_WARNING, __VA_ARGS__)
 #define pg_notice(...) pg_log(PG_LOG_NOTICE, __VA_ARGS__)
-#define pg_info(...) pg_log(PG_LOG_INFO, __VA_ARGS__)
+#define pg_info(...)   pg_log(PG_LOG_INFO, __VA_ARGS__)
 #define pg_debug(...)                                                                              \
     do {                                                                                           \
         if (pg_log_enabled(PG_LOG_DEBUG))                                                          \

@@ -57,12 +57,24 @@ int main(int argc, char **argv) {
     int test_only = 0, verbose = 0, opt;
     while ((opt = getopt(argc, argv, "c:tvVh")) != -1) {
         switch (opt) {
-        case 'c': path = optarg; break;
-        case 't': test_only = 1; break;
-        case 'v': verbose = 1; break;
-        case 'V': printf("polygate %s\n", POLYGATE_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 1;
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            test_only = 1;
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 'V':
+            printf("polygate %s\n", POLYGATE_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 1;
         }
     }
     struct pg_config cfg;

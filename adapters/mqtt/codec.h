@@ -15,9 +15,9 @@
 #include <stdint.h>
 
 /* Protocol levels as carried in CONNECT. */
-#define MQTT_V31 3
+#define MQTT_V31  3
 #define MQTT_V311 4
-#define MQTT_V5 5
+#define MQTT_V5   5
 
 enum mqtt_type {
     MQTT_CONNECT = 1,
@@ -128,8 +128,8 @@ enum mqtt_prop_id {
 #define MQTT_SET(props, id) ((props)->present |= (uint64_t)1 << (id))
 
 #define MQTT_MAX_REMAINING 268435455u /* largest Variable Byte Integer */
-#define MQTT_MAX_SUB_ID 268435455u
-#define MQTT_MAX_SUB_IDS 32 /* subscription ids one decoded PUBLISH keeps */
+#define MQTT_MAX_SUB_ID    268435455u
+#define MQTT_MAX_SUB_IDS   32 /* subscription ids one decoded PUBLISH keeps */
 
 /* A UTF-8 string or binary data; not NUL-terminated. p == NULL when absent. */
 typedef struct {
@@ -256,17 +256,17 @@ struct mqtt_packet {
         struct mqtt_connack connack;
         struct mqtt_publish publish;
         struct mqtt_ack ack;
-        struct mqtt_subscribe subscribe;   /* SUBSCRIBE, UNSUBSCRIBE */
-        struct mqtt_suback suback;         /* SUBACK, UNSUBACK */
+        struct mqtt_subscribe subscribe;    /* SUBSCRIBE, UNSUBSCRIBE */
+        struct mqtt_suback suback;          /* SUBACK, UNSUBACK */
         struct mqtt_reason_only disconnect; /* DISCONNECT, AUTH */
     } u;
 };
 
 /* Subscription options byte (v5 3.8.3.1; v3 uses only the QoS bits). */
-#define MQTT_SUBOPT_QOS(o) ((o)&0x03)
+#define MQTT_SUBOPT_QOS(o)   ((o)&0x03)
 #define MQTT_SUBOPT_NO_LOCAL 0x04
-#define MQTT_SUBOPT_RAP 0x08
-#define MQTT_SUBOPT_RH(o) (((o) >> 4) & 0x03)
+#define MQTT_SUBOPT_RAP      0x08
+#define MQTT_SUBOPT_RH(o)    (((o) >> 4) & 0x03)
 
 /* Framing: looks at the start of a byte stream.
  * Returns 1 and sets *pkt_len (fixed header + remaining length) when a whole packet
@@ -299,7 +299,7 @@ int mqtt_sub_next(const struct mqtt_subscribe *s, uint32_t *cursor, mqtt_str *fi
 int mqtt_unsub_next(const struct mqtt_subscribe *s, uint32_t *cursor, mqtt_str *filter);
 
 /* Helpers shared with the adapter. */
-int mqtt_utf8_valid(const uint8_t *s, size_t len); /* 1 if well-formed MQTT UTF-8 */
+int mqtt_utf8_valid(const uint8_t *s, size_t len);         /* 1 if well-formed MQTT UTF-8 */
 int mqtt_topic_name_valid(const uint8_t *s, size_t len);   /* no wildcards, non-empty */
 int mqtt_topic_filter_valid(const uint8_t *s, size_t len); /* wildcard placement rules */
 size_t mqtt_varint_size(uint32_t v);

@@ -29,13 +29,13 @@ struct mqtt_conn {
     uint8_t closing;     /* no more input; close once ctl is written */
     uint8_t clean_close; /* DISCONNECT received: no will */
     uint8_t request_problem_info;
-    uint8_t zero_expiry; /* session expiry was 0 at CONNECT */
-    struct pg_buf in;    /* a partial packet carried over between reads */
-    struct pg_buf ctl;   /* replies queued until writable */
+    uint8_t zero_expiry;     /* session expiry was 0 at CONNECT */
+    struct pg_buf in;        /* a partial packet carried over between reads */
+    struct pg_buf ctl;       /* replies queued until writable */
     uint32_t max_out_packet; /* client's Maximum Packet Size, 0 = none */
     uint16_t alias_in_max;
     uint16_t alias_out_max;
-    char **alias_in;            /* [alias_in_max + 1], lazily allocated */
+    char **alias_in;             /* [alias_in_max + 1], lazily allocated */
     struct alias_out *alias_out; /* [alias_out_max], lazily allocated */
     uint16_t n_alias_out, alias_out_next;
 };
@@ -43,6 +43,9 @@ struct mqtt_conn {
 /* mqtt_conn.c */
 int mqtt_send(struct mqtt_conn *c, const struct mqtt_packet *p);
 int mqtt_send_ack(struct mqtt_conn *c, int type, uint16_t packet_id, uint8_t reason);
+/* Marks the connection closing; a connected v5 client is told `reason` with a
+ * DISCONNECT first. Returns 1 when a DISCONNECT was queued. */
+int mqtt_close_with(struct mqtt_conn *c, uint8_t reason);
 /* Ends the connection for a protocol violation: v5 gets DISCONNECT(reason) first.
  * Always returns -1 so handlers can `return mqtt_fail(...)`. */
 int mqtt_fail(struct mqtt_conn *c, uint8_t reason, const char *why);

@@ -18,8 +18,8 @@ struct mqtt_conn;
 
 /* What the adapter needs from the transport that carries a connection. */
 struct mqtt_transport {
-    void (*request_write)(void *t); /* call mqtt_conn_output() when writable */
-    void (*close)(void *t);         /* close soon, from outside a callback */
+    void (*request_write)(void *t);         /* call mqtt_conn_output() when writable */
+    void (*close)(void *t);                 /* close soon, from outside a callback */
     void (*set_timeout)(void *t, int secs); /* 0 cancels */
 };
 

@@ -16,10 +16,10 @@
 #include "adapters/mqtt/conn.h"
 #include "gateway/log.h"
 
-static const char *const packet_names[16] = {
-    "RESERVED", "CONNECT", "CONNACK",     "PUBLISH",  "PUBACK",  "PUBREC",
-    "PUBREL",   "PUBCOMP", "SUBSCRIBE",   "SUBACK",   "UNSUBSCRIBE", "UNSUBACK",
-    "PINGREQ",  "PINGRESP", "DISCONNECT", "AUTH"};
+static const char *const packet_names[16] = {"RESERVED",  "CONNECT",  "CONNACK",     "PUBLISH",
+                                             "PUBACK",    "PUBREC",   "PUBREL",      "PUBCOMP",
+                                             "SUBSCRIBE", "SUBACK",   "UNSUBSCRIBE", "UNSUBACK",
+                                             "PINGREQ",   "PINGRESP", "DISCONNECT",  "AUTH"};
 
 static char *dup_or_null(const char *s) {
     return s ? strdup(s) : NULL;
@@ -77,19 +77,22 @@ int mqtt_send_ack(struct mqtt_conn *c, int type, uint16_t packet_id, uint8_t rea
     return mqtt_send(c, &p);
 }
 
-int mqtt_fail(struct mqtt_conn *c, uint8_t reason, const char *why) {
-    mqtt_log_peer(c, PG_LOG_NOTICE, "closing: %s (reason 0x%02X)", why, reason);
-    if (c->version == MQTT_V5 && c->connected && !c->closing) {
+int mqtt_close_with(struct mqtt_conn *c, uint8_t reason) {
+    int told = c->version == MQTT_V5 && c->connected && !c->closing;
+    if (told) {
         struct mqtt_packet p;
         memset(&p, 0, sizeof p);
         p.type = MQTT_DISCONNECT;
         p.u.disconnect.reason = reason;
         mqtt_send(c, &p);
-        c->closing = 1;
-        return 0; /* closes once the DISCONNECT is written */
     }
     c->closing = 1;
-    return -1;
+    return told;
+}
+
+int mqtt_fail(struct mqtt_conn *c, uint8_t reason, const char *why) {
+    mqtt_log_peer(c, PG_LOG_NOTICE, "closing: %s (reason 0x%02X)", why, reason);
+    return mqtt_close_with(c, reason) ? 0 : -1; /* 0: closes once DISCONNECT is written */
 }
 
 static int dispatch(struct mqtt_conn *c, struct mqtt_packet *p) {

@@ -24,14 +24,7 @@ static void on_kick(void *conn, uint8_t reason) {
     struct mqtt_conn *c = conn;
     c->session = NULL;
     mqtt_log_peer(c, PG_LOG_INFO, "disconnected by the server (reason 0x%02X)", reason);
-    if (c->version == MQTT_V5 && !c->closing) {
-        struct mqtt_packet p;
-        memset(&p, 0, sizeof p);
-        p.type = MQTT_DISCONNECT;
-        p.u.disconnect.reason = reason;
-        mqtt_send(c, &p);
-    }
-    c->closing = 1;
+    mqtt_close_with(c, reason);
     c->tr->request_write(c->t);
 }
 
@@ -169,9 +162,8 @@ static uint16_t negotiate_keepalive(struct mqtt_conn *c, uint16_t asked, int *se
     return asked > max && max ? max : asked;
 }
 
-static void send_connack(struct mqtt_conn *c, int present, const char *assigned_id,
-                         int server_ka, uint16_t keepalive, uint32_t expiry_asked,
-                         uint32_t expiry_given) {
+static void send_connack(struct mqtt_conn *c, int present, const char *assigned_id, int server_ka,
+                         uint16_t keepalive, uint32_t expiry_asked, uint32_t expiry_given) {
     const struct pg_broker_config *bc = pg_broker_config(c->broker);
     struct mqtt_packet p;
     memset(&p, 0, sizeof p);
@@ -191,8 +183,8 @@ static void send_connack(struct mqtt_conn *c, int present, const char *assigned_
         }
         if (assigned_id) {
             MQTT_SET(pr, MQTT_PROP_ASSIGNED_CLIENT_ID);
-            pr->assigned_client_id = (mqtt_str){(const uint8_t *)assigned_id,
-                                                (uint32_t)strlen(assigned_id)};
+            pr->assigned_client_id =
+                (mqtt_str){(const uint8_t *)assigned_id, (uint32_t)strlen(assigned_id)};
         }
         if (server_ka) {
             MQTT_SET(pr, MQTT_PROP_SERVER_KEEP_ALIVE);
@@ -210,9 +202,8 @@ static void take_client_limits(struct mqtt_conn *c, const struct mqtt_props *pr)
     c->alias_in_max = c->set->max_topic_alias;
     if (c->version != MQTT_V5)
         return;
-    c->request_problem_info = MQTT_HAS(pr, MQTT_PROP_REQUEST_PROBLEM_INFO)
-                                  ? pr->request_problem_info
-                                  : 1;
+    c->request_problem_info =
+        MQTT_HAS(pr, MQTT_PROP_REQUEST_PROBLEM_INFO) ? pr->request_problem_info : 1;
     if (MQTT_HAS(pr, MQTT_PROP_MAXIMUM_PACKET_SIZE))
         c->max_out_packet = pr->maximum_packet_size;
     if (MQTT_HAS(pr, MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
@@ -223,8 +214,9 @@ static void take_client_limits(struct mqtt_conn *c, const struct mqtt_props *pr)
 
 static void fill_request(struct mqtt_conn *c, const struct mqtt_connect *k,
                          struct pg_connect_req *req, const char *client_id, char *username) {
-    req->id = (struct pg_identity){client_id, k->has_username ? username : NULL, c->peer,
-                                   c->protocol, c->listener, c->cert_cn};
+    req->id = (struct pg_identity){client_id,   k->has_username ? username : NULL,
+                                   c->peer,     c->protocol,
+                                   c->listener, c->cert_cn};
     req->password = k->password.p;
     req->password_len = k->password.len;
     req->has_password = k->has_password;
@@ -234,13 +226,12 @@ static void fill_request(struct mqtt_conn *c, const struct mqtt_connect *k,
             MQTT_HAS(&k->props, MQTT_PROP_SESSION_EXPIRY) ? k->props.session_expiry : 0;
     else
         req->session_expiry_s = k->clean_start ? 0 : UINT32_MAX;
-    req->receive_max = MQTT_HAS(&k->props, MQTT_PROP_RECEIVE_MAXIMUM)
-                           ? k->props.receive_maximum
-                           : 65535;
+    req->receive_max =
+        MQTT_HAS(&k->props, MQTT_PROP_RECEIVE_MAXIMUM) ? k->props.receive_maximum : 65535;
     mqtt_str will_topic = k->will_topic;
     if (k->will_flag && mqtt_mount(c, &will_topic) == 0) {
-        req->will = mqtt_msg_from(&will_topic, &k->will_payload, k->will_qos,
-                                  k->will_retain, &k->will_props, c->version == MQTT_V5);
+        req->will = mqtt_msg_from(&will_topic, &k->will_payload, k->will_qos, k->will_retain,
+                                  &k->will_props, c->version == MQTT_V5);
         req->will_delay_s = c->version == MQTT_V5 && MQTT_HAS(&k->will_props, MQTT_PROP_WILL_DELAY)
                                 ? k->will_props.will_delay
                                 : 0;
@@ -293,7 +284,9 @@ int mqtt_on_connect(struct mqtt_conn *c, struct mqtt_packet *p) {
     send_connack(c, present, assigned ? client_id : NULL, server_ka, keepalive,
                  req.session_expiry_s, given);
     mqtt_log_peer(c, PG_LOG_INFO, "connected (v%s, keepalive %u, %s session%s%s)",
-                  c->version == MQTT_V5 ? "5" : c->version == MQTT_V311 ? "3.1.1" : "3.1",
+                  c->version == MQTT_V5     ? "5"
+                  : c->version == MQTT_V311 ? "3.1.1"
+                                            : "3.1",
                   keepalive, present ? "resumed" : "new", k->has_username ? ", user " : "",
                   k->has_username ? username : "");
     return 0;

@@ -17,7 +17,7 @@
 #include "adapters/mqtt/mqtt_lws.h"
 #include "gateway/log.h"
 
-#define WRITE_LIMIT (64 * 1024)   /* bytes encoded per writable callback */
+#define WRITE_LIMIT  (64 * 1024)  /* bytes encoded per writable callback */
 #define BACKLOG_HIGH (256 * 1024) /* stop reading a client with this much unsent */
 
 struct pss {

@@ -29,8 +29,8 @@ static struct app app;
 static void log_event(void *ud, const struct pg_event *ev) {
     if (ev->type != PG_EV_PUBLISHED)
         return;
-    printf("hook: published '%s' (%u bytes, qos %u) by %s\n", ev->msg->topic,
-           ev->msg->payload_len, ev->msg->qos, ev->id ? ev->id->client_id : "the program itself");
+    printf("hook: published '%s' (%u bytes, qos %u) by %s\n", ev->msg->topic, ev->msg->payload_len,
+           ev->msg->qos, ev->id ? ev->id->client_id : "the program itself");
     fflush(stdout);
 }
 

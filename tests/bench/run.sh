@@ -200,7 +200,9 @@ measure_rate() {
     stop_broker
     echo "$broker $line" >>"$WORK/results.txt"
     if [ -z "$line" ] || [ "$alive" = 0 ]; then
-        broker_failed "$broker" "$sc qos $qos: $([ "$alive" = 0 ] && echo crashed || echo loadgen error)"
+        local why="loadgen error"
+        [ "$alive" = 0 ] && why=crashed
+        broker_failed "$broker" "$sc qos $qos: $why"
         return
     fi
     say "$broker $sc qos $qos: $(field rate "$line") msgs/s, lost $(field lost "$line")," \
@@ -276,8 +278,12 @@ measure_idle() {
 
 # ---- report ----
 
-ratio() {
-    [ -n "$1" ] && [ -n "$2" ] && awk -v m="$1" -v p="$2" 'BEGIN { if (m > 0) printf "%.2f", p / m; else print "n/a" }' || echo n/a
+ratio() { # ratio MOSQUITTO_RATE POLYGATE_RATE
+    if [ -z "$1" ] || [ -z "$2" ]; then
+        echo n/a
+        return
+    fi
+    awk -v m="$1" -v p="$2" 'BEGIN { if (m > 0) printf "%.2f", p / m; else print "n/a" }'
 }
 
 # lost_note BROKER "rate lost expected": "mosquitto lost 12 of 3400 (0.35%); " if lost > 0.

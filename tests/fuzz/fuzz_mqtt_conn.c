@@ -18,13 +18,11 @@ struct fake {
     int closed;
 };
 
-static void fake_write(void *t) {
-}
+static void fake_write(void *t) {}
 static void fake_close(void *t) {
     ((struct fake *)t)->closed = 1;
 }
-static void fake_timeout(void *t, int secs) {
-}
+static void fake_timeout(void *t, int secs) {}
 static const struct mqtt_transport tr = {fake_write, fake_close, fake_timeout};
 
 static void drain(struct fake *f, struct pg_buf *out) {
