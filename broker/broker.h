@@ -111,6 +111,7 @@ struct pg_broker_config {
     int retain_available;
     uint32_t sys_interval;       /* seconds, 0 = no $SYS */
     uint32_t session_expiry_max; /* seconds, 0 = no cap */
+    uint32_t max_subscriptions;  /* per session, 0 = unlimited */
     int allow_anonymous;
     const char *version; /* for $SYS/broker/version */
 };

@@ -83,6 +83,8 @@ int pg_subscribe(pg_session *s, const char *f, size_t len, const struct pg_sub_o
     if (b->has_authorize &&
         pg_hooks_authorize(b, &s->id, PG_ACCESS_SUBSCRIBE, f, len) != PG_HOOK_ALLOW)
         return PG_RC_NOT_AUTHORIZED;
+    if (b->cfg.max_subscriptions && s->n_subs >= b->cfg.max_subscriptions && !find_sub(s, f, len))
+        return PG_RC_QUOTA_EXCEEDED;
     struct pg_sub sub = {.owner = s, .sub_id = o->sub_id, .qos = o->qos > 2 ? 2 : o->qos};
     if (o->no_local)
         sub.options |= PG_SUBOPT_NO_LOCAL;

@@ -325,6 +325,7 @@ static const struct key broker_keys[] = {
     INT("max_topic_alias", CFG(broker.max_topic_alias), 64, 0, 65535),
     INT("session_expiry_max", CFG(broker.session_expiry_max), 0, 0, INT_MAX),
     INT("max_connections", CFG(broker.max_connections), 0, 0, INT_MAX),
+    INT("max_subscriptions", CFG(broker.max_subscriptions), 0, 0, INT_MAX),
 };
 static const struct key auth_keys[] = {
     BOOL("allow_anonymous", CFG(auth.allow_anonymous), true),

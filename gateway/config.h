@@ -51,6 +51,7 @@ struct pg_config {
         int max_topic_alias;     /* 64; 0..65535 topic aliases per direction */
         int session_expiry_max;  /* 0 = no cap (seconds) */
         int max_connections;     /* 0 = unlimited (process wide) */
+        int max_subscriptions;   /* per session, 0 = unlimited */
     } broker;
     struct {
         bool allow_anonymous; /* true */

@@ -196,6 +196,7 @@ static void broker_config_from(struct pg_broker_config *bc, const struct pg_conf
     bc->retain_available = cfg->broker.retain_available;
     bc->sys_interval = (uint32_t)cfg->broker.sys_interval;
     bc->session_expiry_max = (uint32_t)cfg->broker.session_expiry_max;
+    bc->max_subscriptions = (uint32_t)cfg->broker.max_subscriptions;
     bc->allow_anonymous = cfg->auth.allow_anonymous;
     bc->version = "polygate " POLYGATE_VERSION;
 }

@@ -861,6 +861,22 @@ static void test_dollar_topics_not_matched_by_wildcards(void **state) {
     assert_int_equal(pending(&plus), 1);
 }
 
+/* broker.max_subscriptions: past the limit a new filter is refused with quota
+ * exceeded, while re-subscribing to a held filter still works. */
+static void test_max_subscriptions(void **state) {
+    struct pg_broker_config cfg = test_config();
+    cfg.max_subscriptions = 2;
+    struct world *w = start(state, &cfg);
+    struct client a;
+    online(w, &a, "a");
+    subscribe(&a, "x/1", 0);
+    subscribe(&a, "x/2", 0);
+    assert_int_equal(subscribe_o(&a, "x/3", (struct pg_sub_opts){0}), PG_RC_QUOTA_EXCEEDED);
+    subscribe(&a, "x/2", 1);
+    assert_int_equal(pg_unsubscribe(a.s, "x/1", 3), 0);
+    subscribe(&a, "x/3", 0);
+}
+
 static void test_subscribe_invalid_filter_and_unsubscribe(void **state) {
     struct world *w = start(state, NULL);
     struct client a;
@@ -1477,6 +1493,7 @@ int main(void) {
         T(test_takeover_kicks_old_and_publishes_its_will),
         T(test_takeover_resumes_session_and_cancels_delayed_will),
         T(test_failed_authentication_does_not_take_over),
+        T(test_max_subscriptions),
         T(test_will_published_on_abnormal_disconnect),
         T(test_will_discarded_on_normal_disconnect),
         T(test_will_delay),
