@@ -92,6 +92,7 @@ void pg_broker_free(pg_broker *b) {
 }
 
 void pg_broker_tick(pg_broker *b, int64_t now_ms) {
+    b->tick_gap = b->now ? now_ms - b->now : 0;
     b->now = now_ms;
     if (!b->started) {
         b->started = now_ms;
@@ -137,11 +138,11 @@ int pg_broker_restore_retained(pg_broker *b, pg_msg *m) {
 }
 
 int pg_broker_add_hooks(pg_broker *b, const struct pg_hooks *h) {
-    struct pg_hook_set *n = realloc(b->hooks, (size_t)(b->n_hooks + 1) * sizeof *n);
+    struct pg_hooks *n = realloc(b->hooks, (size_t)(b->n_hooks + 1) * sizeof *n);
     if (!n)
         return -1;
     b->hooks = n;
-    b->hooks[b->n_hooks++].h = *h;
+    b->hooks[b->n_hooks++] = *h;
     if (h->authorize)
         b->has_authorize = 1;
     if (h->event)
@@ -161,14 +162,14 @@ void pg_emit(pg_broker *b, enum pg_event_type t, const struct pg_identity *id, c
                           .qos = qos,
                           .reason = reason};
     for (int i = 0; i < b->n_hooks; i++)
-        if (b->hooks[i].h.event)
-            b->hooks[i].h.event(b->hooks[i].h.ud, &ev);
+        if (b->hooks[i].event)
+            b->hooks[i].event(b->hooks[i].ud, &ev);
 }
 
 int pg_hooks_authorize(pg_broker *b, const struct pg_identity *id, int access, const char *topic,
                        size_t len) {
     for (int i = 0; i < b->n_hooks; i++) {
-        const struct pg_hooks *h = &b->hooks[i].h;
+        const struct pg_hooks *h = &b->hooks[i];
         if (!h->authorize)
             continue;
         int rc = h->authorize(h->ud, id, access, topic, len);
@@ -180,7 +181,7 @@ int pg_hooks_authorize(pg_broker *b, const struct pg_identity *id, int access, c
 
 int pg_hooks_authenticate(pg_broker *b, const struct pg_connect_req *req) {
     for (int i = 0; i < b->n_hooks; i++) {
-        const struct pg_hooks *h = &b->hooks[i].h;
+        const struct pg_hooks *h = &b->hooks[i];
         if (!h->authenticate)
             continue;
         int rc =

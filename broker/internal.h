@@ -82,10 +82,6 @@ struct pg_session {
     uint64_t dropped;
 };
 
-struct pg_hook_set {
-    struct pg_hooks h;
-};
-
 struct pg_stats {
     uint64_t msgs_received, msgs_sent, msgs_dropped;
     uint64_t bytes_received, bytes_sent;
@@ -100,11 +96,12 @@ struct pg_broker {
     pg_retain *retained;
     struct pg_session **table; /* by client id, chained */
     uint32_t table_cap, n_sessions;
-    struct pg_hook_set *hooks;
+    struct pg_hooks *hooks;
     int n_hooks;
     int has_authorize; /* any hook wants per-delivery READ checks */
     int has_events;
     int64_t now;
+    int64_t tick_gap; /* ms between the last two ticks: how stale `now` can be */
     int64_t started;
     int64_t next_sys;
     uint64_t route_gen;
