@@ -92,7 +92,6 @@ void pg_broker_free(pg_broker *b) {
 }
 
 void pg_broker_tick(pg_broker *b, int64_t now_ms) {
-    b->tick_gap = b->now ? now_ms - b->now : 0;
     b->now = now_ms;
     if (!b->started) {
         b->started = now_ms;
@@ -103,6 +102,11 @@ void pg_broker_tick(pg_broker *b, int64_t now_ms) {
         b->next_sys = now_ms + (int64_t)b->cfg.sys_interval * 1000;
         pg_sys_publish(b);
     }
+}
+
+void pg_broker_clock(pg_broker *b, int64_t now_ms) {
+    if (now_ms > b->now)
+        b->now = now_ms;
 }
 
 int64_t pg_broker_now(const pg_broker *b) {

@@ -101,7 +101,6 @@ struct pg_broker {
     int has_authorize; /* any hook wants per-delivery READ checks */
     int has_events;
     int64_t now;
-    int64_t tick_gap; /* ms between the last two ticks: how stale `now` can be */
     int64_t started;
     int64_t next_sys;
     uint64_t route_gen;

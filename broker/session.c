@@ -231,9 +231,7 @@ void pg_session_touch(pg_session *s) {
 
 static void tick_one(pg_broker *b, pg_session *s) {
     if (s->conn) {
-        /* last_seen is the loop's clock at the last packet, up to one tick older
-         * than the packet: allow for that so a client is never cut early. */
-        int64_t limit = (int64_t)s->keepalive_s * 1500 + b->tick_gap;
+        int64_t limit = (int64_t)s->keepalive_s * 1500;
         if (s->keepalive_s && b->now - s->last_seen > limit)
             pg_session_detach(s, PG_DISC_WITH_WILL, PG_RC_KEEP_ALIVE_TIMEOUT);
         return;
