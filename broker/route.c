@@ -7,6 +7,7 @@
  * once, after the pass. The message itself is never copied: queues hold references.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "broker/internal.h"
 
@@ -89,6 +90,10 @@ static int topic_name_valid(const char *t, size_t len) {
 int pg_publish(pg_broker *b, pg_session *from, pg_msg *m) {
     if (!topic_name_valid(m->topic, m->topic_len))
         return PG_RC_TOPIC_NAME_INVALID;
+    /* $SYS belongs to the broker: clients may read it, never write it. */
+    if (from && m->topic_len >= 4 && !memcmp(m->topic, "$SYS", 4) &&
+        (m->topic_len == 4 || m->topic[4] == '/'))
+        return PG_RC_NOT_AUTHORIZED;
     if (from && b->has_authorize &&
         pg_hooks_authorize(b, &from->id, PG_ACCESS_WRITE, m->topic, m->topic_len) != PG_HOOK_ALLOW)
         return PG_RC_NOT_AUTHORIZED;

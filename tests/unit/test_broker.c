@@ -861,6 +861,18 @@ static void test_dollar_topics_not_matched_by_wildcards(void **state) {
     assert_int_equal(pending(&plus), 1);
 }
 
+/* Clients cannot publish into $SYS (the broker's own statistics). */
+static void test_clients_cannot_write_sys(void **state) {
+    struct world *w = start(state, NULL);
+    struct client a, b;
+    online(w, &a, "a");
+    online(w, &b, "b");
+    subscribe(&b, "$SYS/#", 0);
+    assert_int_equal(publish(w, &a, "$SYS/broker/uptime", "fake", 0), PG_RC_NOT_AUTHORIZED);
+    assert_int_equal(pending(&b), 0);
+    assert_int_equal(publish(w, &a, "$SYSTEM/x", "ok", 0), PG_RC_NO_MATCHING_SUBSCRIBERS);
+}
+
 /* broker.max_subscriptions: past the limit a new filter is refused with quota
  * exceeded, while re-subscribing to a held filter still works. */
 static void test_max_subscriptions(void **state) {
@@ -1494,6 +1506,7 @@ int main(void) {
         T(test_takeover_resumes_session_and_cancels_delayed_will),
         T(test_failed_authentication_does_not_take_over),
         T(test_max_subscriptions),
+        T(test_clients_cannot_write_sys),
         T(test_will_published_on_abnormal_disconnect),
         T(test_will_discarded_on_normal_disconnect),
         T(test_will_delay),
