@@ -14,7 +14,7 @@ SAN      ?=
 PKGS     := libwebsockets libconfig
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS_ALL = -std=gnu11 $(OPT) $(SAN) $(WARN) -I. $(shell pkg-config --cflags $(PKGS)) $(EXTRA_CFLAGS)
-LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) -lssl -lcrypto -lpthread -lm
+LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) -lev -lssl -lcrypto -lpthread -lm
 PY       := /usr/bin/python3
 
 LIB_SRCS  := $(sort $(wildcard broker/*.c adapters/*.c adapters/*/*.c gateway/*.c))

@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh build|test|bench. Quiet and fast when everything is there;
 # runs apt-get update only when something must be installed; sudo when not root.
 set -e
-build="gcc make pkg-config libwebsockets-dev libcoap3-dev libssl-dev libconfig-dev libcmocka-dev"
+build="gcc make pkg-config libwebsockets-dev libwebsockets-evlib-ev libev-dev libcoap3-dev libssl-dev libconfig-dev libcmocka-dev"
 test="$build clang libclang-rt-14-dev mosquitto mosquitto-clients python3-pytest python3-paho-mqtt openssl"
 bench="$build mosquitto"
 case "${1:-build}" in
