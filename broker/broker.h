@@ -215,6 +215,7 @@ struct pg_connect_req {
     uint32_t session_expiry_s; /* 0 = ends with the connection, UINT32_MAX = never */
     uint16_t keepalive_s;      /* 0 = none; the core enforces 1.5x */
     uint16_t receive_max;      /* client's window for QoS 1/2 deliveries */
+    uint16_t inbound_max;      /* inbound QoS 2 awaiting release; 0 = max_inflight */
     pg_msg *will;              /* NULL or a message whose reference passes to the core */
     uint32_t will_delay_s;
 };
@@ -243,7 +244,7 @@ int pg_publish(pg_broker *b, pg_session *from, pg_msg *m);
 
 /* Inbound QoS 2 (method: deliver on PUBLISH, remember the packet id until PUBREL).
  * pg_qos2_received returns 1 if the id is new (route the message), 0 if it is a
- * duplicate (don't), -1 if more than max_inflight are pending. */
+ * duplicate (don't), -1 if more than the connection's inbound_max are pending. */
 int pg_qos2_received(pg_session *s, uint16_t packet_id);
 /* Returns 0, or PG_RC_PACKET_ID_NOT_FOUND. */
 int pg_qos2_released(pg_session *s, uint16_t packet_id);

@@ -66,7 +66,7 @@ struct pg_session {
     uint16_t resend; /* the last `resend` inflight entries are still to resend */
     uint16_t next_packet_id;
     uint16_t *qos2_in; /* inbound QoS 2 ids awaiting PUBREL */
-    uint16_t n_qos2_in, cap_qos2_in;
+    uint16_t n_qos2_in, cap_qos2_in, qos2_in_max;
 
     struct pg_sess_sub *subs;
     uint32_t n_subs, cap_subs;
@@ -132,7 +132,9 @@ void pg_will_cancel(pg_session *s);
 void pg_will_publish(pg_session *s);
 
 /* queue.c */
-int pg_queue_push(pg_session *s, pg_msg *m, uint8_t qos, uint8_t retain, uint32_t sub_id);
+/* bounded: apply max_queued_messages (retained messages sent on subscribe are not) */
+int pg_queue_push(pg_session *s, pg_msg *m, uint8_t qos, uint8_t retain, uint32_t sub_id,
+                  int bounded);
 void pg_queue_merge_tail(pg_session *s, uint8_t qos, uint8_t retain, uint32_t sub_id);
 void pg_queue_clear(pg_session *s);
 void pg_qentry_release(struct pg_qentry *q);

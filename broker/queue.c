@@ -62,9 +62,10 @@ static int drop_oldest_qos0(pg_session *s) {
 }
 
 /* Returns 1 when queued, 0 when dropped. */
-int pg_queue_push(pg_session *s, pg_msg *m, uint8_t qos, uint8_t retain, uint32_t sub_id) {
+int pg_queue_push(pg_session *s, pg_msg *m, uint8_t qos, uint8_t retain, uint32_t sub_id,
+                  int bounded) {
     struct pg_queue *q = &s->queue;
-    uint32_t max = s->broker->cfg.max_queued_messages;
+    uint32_t max = bounded ? s->broker->cfg.max_queued_messages : 0;
     if (max && q->len >= max && (qos == 0 || !drop_oldest_qos0(s))) {
         count_drop(s, m, PG_RC_QUOTA_EXCEEDED);
         return 0;
@@ -91,14 +92,18 @@ static void add_sub_id(struct pg_qentry *e, uint32_t id) {
         e->n_sub_ids = 1;
         return;
     }
-    uint32_t *ids = e->n_sub_ids == 1 ? NULL : e->sub_ids;
-    uint32_t *n = realloc(ids, (size_t)(e->n_sub_ids + 1) * sizeof *n);
-    if (!n)
+    if (e->n_sub_ids == UINT16_MAX)
         return;
-    if (e->n_sub_ids == 1)
-        n[0] = e->sub_id;
-    n[e->n_sub_ids++] = id;
-    e->sub_ids = n;
+    uint16_t n = e->n_sub_ids;
+    if ((n & (n - 1)) == 0) { /* a power of two: the array is full, double it */
+        uint32_t *ids = realloc(n == 1 ? NULL : e->sub_ids, (size_t)n * 2 * sizeof *ids);
+        if (!ids)
+            return;
+        if (n == 1)
+            ids[0] = e->sub_id;
+        e->sub_ids = ids;
+    }
+    e->sub_ids[e->n_sub_ids++] = id;
 }
 
 /* A second subscription of the same session matched the message just queued:
@@ -173,7 +178,12 @@ static int expired(const pg_session *s, const pg_msg *m) {
 
 /* After a reconnect: the unacknowledged deliveries go again, in order. */
 static int next_resend(pg_session *s, struct pg_delivery *d) {
-    struct pg_inflight *f = &s->inflight[s->n_inflight - s->resend--];
+    struct pg_inflight *f = &s->inflight[s->n_inflight - s->resend];
+    /* Entries before the cursor are outstanding again; the client's (possibly
+     * new, smaller) receive maximum bounds the PUBLISHes among them. */
+    if (f->state != WAIT_PUBCOMP && s->n_inflight - s->resend >= window(s))
+        return 0;
+    s->resend--;
     memset(d, 0, sizeof *d);
     d->packet_id = f->packet_id;
     if (f->state == WAIT_PUBCOMP) {
@@ -267,7 +277,7 @@ static void remove_inflight(pg_session *s, uint16_t i) {
     memmove(&s->inflight[i], &s->inflight[i + 1],
             (size_t)(s->n_inflight - i - 1) * sizeof *s->inflight);
     s->n_inflight--;
-    if (s->conn && s->queue.len)
+    if (s->conn && (s->queue.len || s->resend))
         s->ops->wakeup(s->conn); /* the window has room again */
 }
 
@@ -312,7 +322,7 @@ int pg_qos2_received(pg_session *s, uint16_t id) {
     for (uint16_t i = 0; i < s->n_qos2_in; i++)
         if (s->qos2_in[i] == id)
             return 0;
-    if (s->n_qos2_in >= s->broker->cfg.max_inflight)
+    if (s->n_qos2_in >= s->qos2_in_max)
         return -1;
     if (s->n_qos2_in == s->cap_qos2_in) {
         uint32_t cap = s->cap_qos2_in ? s->cap_qos2_in * 2u : 4;

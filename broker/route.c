@@ -62,7 +62,7 @@ static int route_one(void *vctx, const struct pg_sub *sub, int shared) {
     if (!may_read(c->b, s, m))
         return 0;
     c->matched = 1;
-    s->route_queued = pg_queue_push(s, m, qos, retain, sub->sub_id);
+    s->route_queued = pg_queue_push(s, m, qos, retain, sub->sub_id, 1);
     if (s->route_queued && s->conn)
         touch(c->b, s);
     return 0;
@@ -128,7 +128,7 @@ static int queue_retained(void *vctx, const char *topic, size_t len, void *value
     if (!may_read(s->broker, s, m))
         return 0;
     uint8_t qos = c->o->qos < m->qos ? c->o->qos : m->qos;
-    c->queued |= pg_queue_push(s, m, qos, 1, c->o->sub_id);
+    c->queued |= pg_queue_push(s, m, qos, 1, c->o->sub_id, 0);
     return 0;
 }
 

@@ -203,6 +203,7 @@ int pg_connect(pg_broker *b, const struct pg_connect_req *req, const struct pg_c
     s->expires_at = 0;
     s->keepalive_s = req->keepalive_s;
     s->receive_max = req->receive_max ? req->receive_max : 65535;
+    s->qos2_in_max = req->inbound_max ? req->inbound_max : b->cfg.max_inflight;
     s->last_seen = b->now;
     if (req->will)
         pg_will_set(s, req->will, req->will_delay_s);

@@ -35,8 +35,11 @@ static struct pg_sess_sub *find_sub(pg_session *s, const char *f, size_t len) {
     return NULL;
 }
 
-static int remember_sub(pg_session *s, const char *f, size_t len, const struct pg_sub_opts *o) {
-    struct pg_sess_sub *e = find_sub(s, f, len);
+/* existed: the trie already had it, so only the options change (the scan is
+ * paid only then, never for a new filter). */
+static int remember_sub(pg_session *s, const char *f, size_t len, const struct pg_sub_opts *o,
+                        int existed) {
+    struct pg_sess_sub *e = existed ? find_sub(s, f, len) : NULL;
     if (e) {
         e->opts = *o;
         return 0;
@@ -91,7 +94,7 @@ int pg_subscribe(pg_session *s, const char *f, size_t len, const struct pg_sub_o
     if (o->retain_as_published)
         sub.options |= PG_SUBOPT_RAP;
     int existed = pg_trie_subscribe(b->subs, tf, tlen, g, glen, &sub);
-    if (existed < 0 || remember_sub(s, f, len, o) < 0) {
+    if (existed < 0 || remember_sub(s, f, len, o, existed) < 0) {
         if (existed == 0)
             pg_trie_unsubscribe(b->subs, tf, tlen, g, glen, s);
         return PG_RC_UNSPECIFIED;
@@ -108,12 +111,14 @@ int pg_unsubscribe(pg_session *s, const char *f, size_t len) {
     pg_broker *b = s->broker;
     const char *tf, *g;
     size_t tlen, glen;
+    if (split(f, len, &tf, &tlen, &g, &glen) < 0 ||
+        pg_trie_unsubscribe(b->subs, tf, tlen, g, glen, s) != 0)
+        return PG_RC_NO_SUBSCRIPTION_EXISTED; /* answered by the trie, without a scan */
     struct pg_sess_sub *e = find_sub(s, f, len);
-    if (!e || split(f, len, &tf, &tlen, &g, &glen) < 0)
-        return PG_RC_NO_SUBSCRIPTION_EXISTED;
-    pg_trie_unsubscribe(b->subs, tf, tlen, g, glen, s);
-    free(e->filter);
-    *e = s->subs[--s->n_subs];
+    if (e) {
+        free(e->filter);
+        *e = s->subs[--s->n_subs];
+    }
     pg_emit(b, PG_EV_UNSUBSCRIBED, &s->id, NULL, f, len, 0, 0);
     if (b->store && b->store->session_changed && s->expiry_s)
         b->store->session_changed(b->store_ud, s);

@@ -8,7 +8,8 @@
 #include "broker/internal.h"
 
 static void sys_put(pg_broker *b, const char *topic, const char *value) {
-    pg_msg *m = pg_msg_new(topic, strlen(topic), value, strlen(value), 0, 1, NULL);
+    pg_msg *m =
+        pg_msg_new(topic, strlen(topic), value, strlen(value), 0, b->cfg.retain_available, NULL);
     if (!m)
         return;
     pg_publish(b, NULL, m);

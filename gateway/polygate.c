@@ -199,7 +199,8 @@ static void broker_config_from(struct pg_broker_config *bc, const struct pg_conf
     bc->max_packet_size = (uint32_t)cfg->broker.max_packet_size;
     bc->max_inflight = (uint16_t)cfg->broker.max_inflight;
     bc->max_queued_messages = (uint32_t)cfg->broker.max_queued_messages;
-    bc->max_keepalive = (uint16_t)cfg->broker.max_keepalive;
+    /* 0 = no cap, the same as 65535. */
+    bc->max_keepalive = cfg->broker.max_keepalive ? (uint16_t)cfg->broker.max_keepalive : 65535;
     bc->retain_available = cfg->broker.retain_available;
     bc->sys_interval = (uint32_t)cfg->broker.sys_interval;
     bc->session_expiry_max = (uint32_t)cfg->broker.session_expiry_max;
@@ -209,8 +210,8 @@ static void broker_config_from(struct pg_broker_config *bc, const struct pg_conf
 }
 
 struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t errlen) {
-    int lws_levels = LLL_ERR | LLL_WARN | (pg_log_enabled(PG_LOG_DEBUG) ? LLL_NOTICE : 0);
-    lws_set_log_level(lws_levels, lws_log_emit);
+    /* lws's notices include a line per I/O event from its libev glue: too much. */
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
     struct polygate *g = calloc(1, sizeof *g);
     if (!g) {
         snprintf(err, errlen, "out of memory");
@@ -227,8 +228,9 @@ struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t err
     int n = cfg->mqtt.enabled ? cfg->mqtt.n_listeners : 0;
     g->listeners = calloc((size_t)n + 1, sizeof *g->listeners);
     if (!g->broker || !g->cx || !g->listeners) {
-        snprintf(err, errlen, "cannot initialise the event loop (lws needs its libev plugin: "
-                              "Debian package libwebsockets-evlib-ev)");
+        snprintf(err, errlen,
+                 "cannot initialise the event loop (lws needs its libev plugin: "
+                 "Debian package libwebsockets-evlib-ev)");
         polygate_free(g);
         return NULL;
     }

@@ -132,8 +132,9 @@ static int dispatch(struct mqtt_conn *c, struct mqtt_packet *p) {
 static int handle_packet(struct mqtt_conn *c, const uint8_t *pkt, uint32_t len) {
     struct mqtt_packet p;
     int rc = mqtt_decode(pkt, len, c->version, &p);
-    if (rc == MQTT_RC_UNSUPPORTED_VERSION && !c->connected)
-        return mqtt_refuse_version(c, p.u.connect.version);
+    if (rc == MQTT_RC_UNSUPPORTED_VERSION)
+        return c->connected ? mqtt_fail(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT")
+                            : mqtt_refuse_version(c, p.u.connect.version);
     if (rc) {
         char why[64];
         snprintf(why, sizeof why, "bad %s packet", packet_names[pkt[0] >> 4]);

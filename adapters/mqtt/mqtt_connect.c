@@ -152,14 +152,18 @@ static const char *pick_client_id(struct mqtt_conn *c, const struct mqtt_connect
     return buf;
 }
 
-static uint16_t negotiate_keepalive(struct mqtt_conn *c, uint16_t asked, int *server_says) {
+/* With a cap below 65535, a client asking for more (or for none) is told the cap
+ * in v5 (Server Keep Alive). v3 cannot be told, so it is refused, as mosquitto
+ * does: returns -1. */
+static int negotiate_keepalive(struct mqtt_conn *c, uint16_t asked, int *server_says) {
     uint16_t max = pg_broker_config(c->broker)->max_keepalive;
     *server_says = 0;
-    if (c->version == MQTT_V5 && max < 65535 && (asked == 0 || asked > max)) {
-        *server_says = 1;
-        return max;
-    }
-    return asked > max && max ? max : asked;
+    if (max == 65535 || (asked && asked <= max))
+        return asked;
+    if (c->version != MQTT_V5)
+        return -1;
+    *server_says = 1;
+    return max;
 }
 
 static void send_connack(struct mqtt_conn *c, int present, const char *assigned_id, int server_ka,
@@ -266,10 +270,15 @@ int mqtt_on_connect(struct mqtt_conn *c, struct mqtt_packet *p) {
     }
     take_client_limits(c, &k->props);
     int server_ka;
-    uint16_t keepalive = negotiate_keepalive(c, k->keepalive, &server_ka);
+    int keepalive = negotiate_keepalive(c, k->keepalive, &server_ka);
+    if (keepalive < 0)
+        return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, "keepalive above broker.max_keepalive");
     struct pg_connect_req req = {0};
     fill_request(c, k, &req, client_id, username);
-    req.keepalive_s = keepalive;
+    req.keepalive_s = (uint16_t)keepalive;
+    /* v5 clients were told our Receive Maximum; v3 ones were not, so they are held
+     * only to the protocol's own limit. */
+    req.inbound_max = c->version == MQTT_V5 ? 0 : 65535;
     int present = 0;
     pg_session *s = NULL;
     int rc = pg_connect(c->broker, &req, &mqtt_conn_ops, c, &s, &present);
@@ -281,7 +290,7 @@ int mqtt_on_connect(struct mqtt_conn *c, struct mqtt_packet *p) {
     c->tr->set_timeout(c->t, 0);
     uint32_t cap = pg_broker_config(c->broker)->session_expiry_max;
     uint32_t given = cap && req.session_expiry_s > cap ? cap : req.session_expiry_s;
-    send_connack(c, present, assigned ? client_id : NULL, server_ka, keepalive,
+    send_connack(c, present, assigned ? client_id : NULL, server_ka, (uint16_t)keepalive,
                  req.session_expiry_s, given);
     mqtt_log_peer(c, PG_LOG_INFO, "connected (v%s, keepalive %u, %s session%s%s)",
                   c->version == MQTT_V5     ? "5"

@@ -149,9 +149,10 @@ static uint32_t hash_topic(const char *t, size_t n) {
     return h;
 }
 
-/* Picks the alias for a topic. Returns the alias (0 = none) and sets *known when
- * the client already has it, so the topic can be left out. */
-static uint16_t alias_for(struct mqtt_conn *c, const pg_msg *m, int *known) {
+/* Finds the alias the client already knows for a topic (*known = 1), or the slot
+ * a new one would take. Returns the alias, 0 when aliases are off. Nothing is
+ * recorded: alias_record() does that once the packet is really sent. */
+static uint16_t alias_lookup(struct mqtt_conn *c, const pg_msg *m, int *known) {
     *known = 0;
     if (!c->alias_out_max)
         return 0;
@@ -165,14 +166,22 @@ static uint16_t alias_for(struct mqtt_conn *c, const pg_msg *m, int *known) {
             return (uint16_t)(i + 1);
         }
     }
+    uint16_t slot = c->n_alias_out < c->alias_out_max ? c->n_alias_out : c->alias_out_next;
+    return (uint16_t)(slot + 1);
+}
+
+/* The client learns topic -> alias from the packet being sent. */
+static int alias_record(struct mqtt_conn *c, const pg_msg *m, uint16_t alias) {
     char *copy = strdup(m->topic);
     if (!copy)
-        return 0;
-    uint16_t slot = c->n_alias_out < c->alias_out_max ? c->n_alias_out++ : c->alias_out_next;
+        return -1;
+    uint16_t slot = (uint16_t)(alias - 1);
+    if (slot == c->n_alias_out)
+        c->n_alias_out++;
     c->alias_out_next = (uint16_t)((slot + 1) % c->alias_out_max);
     free(c->alias_out[slot].topic);
-    c->alias_out[slot] = (struct alias_out){h, m->topic_len, copy};
-    return (uint16_t)(slot + 1);
+    c->alias_out[slot] = (struct alias_out){hash_topic(m->topic, m->topic_len), m->topic_len, copy};
+    return 0;
 }
 
 /* Takes the mountpoint off a delivered topic (every topic a mounted client can
@@ -250,25 +259,28 @@ int mqtt_encode_delivery(struct mqtt_conn *c, struct pg_buf *out, struct pg_deli
     pub->topic = (mqtt_str){(const uint8_t *)d->msg->topic, d->msg->topic_len};
     unmount(c, &pub->topic);
     pub->payload = (mqtt_str){d->msg->payload, d->msg->payload_len};
-    if (c->version == MQTT_V5)
+    int known = 0;
+    uint16_t alias = 0;
+    if (c->version == MQTT_V5) {
         fill_v5_props(&pub->props, d);
+        alias = alias_lookup(c, d->msg, &known);
+    }
+    if (alias) {
+        MQTT_SET(&pub->props, MQTT_PROP_TOPIC_ALIAS);
+        pub->props.topic_alias = alias;
+        if (known)
+            pub->topic.len = 0;
+    }
     size_t size = mqtt_encode(&p, c->version, NULL, 0);
     int rc = 0;
-    if (c->max_out_packet && size + 3 > c->max_out_packet) {
+    if (c->max_out_packet && size > c->max_out_packet) {
         mqtt_log_peer(c, PG_LOG_INFO, "message on '%s' too large for the client: dropped",
                       d->msg->topic);
         if (d->qos)
             pg_session_discard(c->session, d->packet_id);
+    } else if (alias && !known && alias_record(c, d->msg, alias) < 0) {
+        rc = -1;
     } else {
-        int known;
-        uint16_t alias = c->version == MQTT_V5 ? alias_for(c, d->msg, &known) : 0;
-        if (alias) {
-            MQTT_SET(&pub->props, MQTT_PROP_TOPIC_ALIAS);
-            pub->props.topic_alias = alias;
-            if (known)
-                pub->topic.len = 0;
-            size = mqtt_encode(&p, c->version, NULL, 0);
-        }
         rc = append_packet(c, out, &p, size);
     }
     pg_msg_unref(d->msg);

@@ -2,12 +2,11 @@
  * reason code per filter in the SUBACK / UNSUBACK (v3 SUBACK uses 0x80 for any
  * failure; v3.1.1 UNSUBACK carries no codes).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "adapters/mqtt/conn.h"
 #include "gateway/log.h"
-
-#define MAX_FILTERS_PER_PACKET 1024 /* beyond this the SUBACK would not fit a stack buffer */
 
 static int send_suback(struct mqtt_conn *c, int type, uint16_t id, const uint8_t *codes,
                        uint32_t n) {
@@ -44,32 +43,38 @@ static uint8_t subscribe_one(struct mqtt_conn *c, const mqtt_str *f, uint8_t opt
 
 int mqtt_on_subscribe(struct mqtt_conn *c, struct mqtt_packet *p) {
     struct mqtt_subscribe *s = &p->u.subscribe;
-    if (s->count > MAX_FILTERS_PER_PACKET)
-        return mqtt_fail(c, MQTT_RC_QUOTA_EXCEEDED, "too many filters in one SUBSCRIBE");
     uint32_t sub_id = s->props.n_sub_ids ? s->props.sub_ids[0] : 0;
-    uint8_t codes[MAX_FILTERS_PER_PACKET];
+    uint8_t *codes = malloc(s->count); /* bounded by the packet size */
+    if (!codes)
+        return mqtt_fail(c, MQTT_RC_UNSPECIFIED, "out of memory");
     uint32_t n = 0, cur = 0;
     mqtt_str f;
     uint8_t opt;
     while (mqtt_sub_next(s, &cur, &f, &opt)) {
         if (c->version == MQTT_V5 && (opt & MQTT_SUBOPT_NO_LOCAL) && f.len >= 7 &&
-            !memcmp(f.p, "$share/", 7))
+            !memcmp(f.p, "$share/", 7)) {
+            free(codes);
             return mqtt_fail(c, MQTT_RC_PROTOCOL_ERROR, "no local on a shared subscription");
+        }
         codes[n++] = subscribe_one(c, &f, opt, sub_id);
     }
-    return send_suback(c, MQTT_SUBACK, s->packet_id, codes, n);
+    int rc = send_suback(c, MQTT_SUBACK, s->packet_id, codes, n);
+    free(codes);
+    return rc;
 }
 
 int mqtt_on_unsubscribe(struct mqtt_conn *c, struct mqtt_packet *p) {
     struct mqtt_subscribe *s = &p->u.subscribe;
-    if (s->count > MAX_FILTERS_PER_PACKET)
-        return mqtt_fail(c, MQTT_RC_QUOTA_EXCEEDED, "too many filters in one UNSUBSCRIBE");
-    uint8_t codes[MAX_FILTERS_PER_PACKET];
+    uint8_t *codes = malloc(s->count);
+    if (!codes)
+        return mqtt_fail(c, MQTT_RC_UNSPECIFIED, "out of memory");
     uint32_t n = 0, cur = 0;
     mqtt_str f;
     while (mqtt_unsub_next(s, &cur, &f))
         codes[n++] = mqtt_mount(c, &f) < 0
                          ? PG_RC_NO_SUBSCRIPTION_EXISTED
                          : (uint8_t)pg_unsubscribe(c->session, (const char *)f.p, f.len);
-    return send_suback(c, MQTT_UNSUBACK, s->packet_id, codes, n);
+    int rc = send_suback(c, MQTT_UNSUBACK, s->packet_id, codes, n);
+    free(codes);
+    return rc;
 }
