@@ -34,7 +34,8 @@
 
 /* ---- schema types ---- */
 
-enum kind { K_INT, K_BOOL, K_STR, K_GROUP, K_LIST };
+/* K_TRIBOOL: an int, -1 while the file leaves it unset (inherit), else 0/1. */
+enum kind { K_INT, K_BOOL, K_TRIBOOL, K_STR, K_GROUP, K_LIST };
 
 struct ctx;
 struct table;
@@ -257,6 +258,7 @@ static int mqttsn_finish(struct ctx *x, void *base, const config_setting_t *g) {
     { .name = n, .kind = K_INT, .off = o, .def = d, .min = lo, .max = hi, __VA_ARGS__ }
 #define BOOL(n, o, d, ...)                                                                         \
     { .name = n, .kind = K_BOOL, .off = o, .def = d, __VA_ARGS__ }
+#define TRIBOOL(n, o, ...) {.name = n, .kind = K_TRIBOOL, .off = o, .def = -1, __VA_ARGS__}
 #define STR(n, o, d, chk, ...)                                                                     \
     { .name = n, .kind = K_STR, .off = o, .sdef = d, .check = chk, __VA_ARGS__ }
 #define GROUP(n, o, tbl, ...)                                                                      \
@@ -299,7 +301,8 @@ static const struct table topic_table = TABLE(topic_keys, NULL, topic_finish);
     BOOL("enabled", GRP(enabled), true),                                                           \
         LIST("listeners", GRP(listeners), GRP(n_listeners), struct pg_listener_conf, 1,            \
              listener_table),                                                                      \
-        STR("mountpoint", GRP(mountpoint), "", check_mountpoint)
+        STR("mountpoint", GRP(mountpoint), "", check_mountpoint),                                  \
+        TRIBOOL("allow_anonymous", GRP(allow_anonymous))
 static const struct key tcp_group_keys[] = {GROUP_KEYS(tcp_listener_table)};
 static const struct key udp_group_keys[] = {GROUP_KEYS(udp_listener_table)};
 static const struct key mqttsn_keys[] = {
@@ -390,6 +393,9 @@ static void set_defaults(struct ctx *x, const struct table *t, void *base) {
             break;
         case K_BOOL:
             *(bool *)dst = k->def != 0;
+            break;
+        case K_TRIBOOL:
+            *(int *)dst = (int)k->def;
             break;
         case K_STR:
             *(char **)dst = k->sdef ? xstrdup(k->sdef) : NULL;
@@ -550,9 +556,13 @@ static int read_value(struct ctx *x, const struct key *k, void *base, const conf
     case K_INT:
         return read_int(x, k, dst, s);
     case K_BOOL:
+    case K_TRIBOOL:
         if (config_setting_type(s) != CONFIG_TYPE_BOOL)
             return fail(x, s, "'%s' must be true or false", x->path);
-        *(bool *)dst = config_setting_get_bool(s);
+        if (k->kind == K_BOOL)
+            *(bool *)dst = config_setting_get_bool(s);
+        else
+            *(int *)dst = config_setting_get_bool(s);
         return 0;
     case K_STR:
         return read_str(x, k, dst, s);

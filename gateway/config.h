@@ -32,6 +32,7 @@ struct pg_group_conf {
     struct pg_listener_conf *listeners;
     int n_listeners;
     char *mountpoint; /* "" = none */
+    int allow_anonymous; /* -1 = auth.allow_anonymous decides, else 0/1 */
 };
 
 struct pg_predefined_topic {
