@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "gateway/log.h"
+#include "gateway/passwd_cmd.h"
 #include "gateway/polygate.h"
 
 static struct polygate *running;
@@ -45,6 +46,7 @@ static void raise_fd_limit(void) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: polygate [-c FILE] [-t] [-v] [-V] [-h]\n"
+               "       polygate passwd [-c] [-b] [-D] FILE USER [PASSWORD]  (mosquitto_passwd)\n"
                "  -c FILE  config file (default config/polygate.conf)\n"
                "  -t       check the config and exit (0 when valid)\n"
                "  -v       verbose log (debug level)\n"
@@ -53,6 +55,8 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "passwd"))
+        return pg_passwd_main(argc - 1, argv + 1);
     const char *path = "config/polygate.conf";
     int test_only = 0, verbose = 0, opt;
     while ((opt = getopt(argc, argv, "c:tvVh")) != -1) {

@@ -54,6 +54,10 @@ DEFAULT_CONFIG = {
     "max_topic_alias": 64,
     "tls": False,  # adds a second MQTT listener with TLS (self-signed cert made here)
     "log_level": os.environ.get("E2E_LOG_LEVEL", "debug"),
+    "allow_anonymous": True,
+    "mqtt_allow_anonymous": None,  # polygate's per-group override (None = not set)
+    "password_file": "",
+    "acl_file": "",
 }
 
 
@@ -134,20 +138,23 @@ def _polygate_conf(cfg, port, tls_port, tls):
         "broker = { max_packet_size = %d; max_inflight = %d; max_queued_messages = %d;\n"
         "           max_keepalive = %d; retain_available = %s; sys_interval = %d;\n"
         "           max_topic_alias = %d; };\n"
-        "auth = { allow_anonymous = true; };\n"
+        'auth = { allow_anonymous = %s; password_file = "%s"; acl_file = "%s"; };\n'
         'log = { level = "%s"; };\n'
-        "mqtt = { enabled = true; listeners = ( %s ); };\n"
+        "mqtt = { enabled = true; listeners = ( %s ); %s};\n"
         "websocket = { enabled = false; };\nmqttsn = { enabled = false; };\n"
         "coap = { enabled = false; };\nstomp = { enabled = false; };\nhttp = { enabled = false; };\n"
     ) % (cfg["max_packet_size"], cfg["max_inflight"], cfg["max_queued_messages"],
          cfg["max_keepalive"], b(cfg["retain_available"]), cfg["sys_interval"],
-         cfg["max_topic_alias"], cfg["log_level"], ",\n    ".join(listeners))
+         cfg["max_topic_alias"], b(cfg["allow_anonymous"]), cfg["password_file"],
+         cfg["acl_file"], cfg["log_level"], ",\n    ".join(listeners),
+         "" if cfg["mqtt_allow_anonymous"] is None
+         else "allow_anonymous = %s; " % b(cfg["mqtt_allow_anonymous"]))
 
 
 def _mosquitto_conf(cfg, port, tls_port, tls):
     lines = [
         "per_listener_settings false",
-        "allow_anonymous true",
+        "allow_anonymous %s" % ("true" if cfg["allow_anonymous"] else "false"),
         "persistence false",
         "log_dest stderr",
         "log_type all" if cfg["log_level"] == "debug" else "log_type information",
@@ -158,6 +165,10 @@ def _mosquitto_conf(cfg, port, tls_port, tls):
         "retain_available %s" % ("true" if cfg["retain_available"] else "false"),
         "sys_interval %d" % cfg["sys_interval"],
     ]
+    if cfg["password_file"]:
+        lines.append("password_file %s" % cfg["password_file"])
+    if cfg["acl_file"]:
+        lines.append("acl_file %s" % cfg["acl_file"])
     if os.geteuid() == 0:
         lines.append("user root")
     lines += ["listener %d %s" % (port, HOST), "max_topic_alias %d" % cfg["max_topic_alias"]]
