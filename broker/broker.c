@@ -20,6 +20,9 @@ void pg_broker_config_defaults(struct pg_broker_config *c) {
     c->retain_available = 1;
     c->sys_interval = 10;
     c->allow_anonymous = 1;
+    c->auth_failure_threshold = 3;
+    c->auth_failure_delay_ms = 1000;
+    c->auth_failure_delay_max_ms = 30000;
     c->version = "polygate";
 }
 
@@ -87,6 +90,7 @@ void pg_broker_free(pg_broker *b) {
         pg_trie_free(b->subs);
     free(b->hooks);
     free(b->touched);
+    free(b->authfail);
     free(b->version);
     free(b);
 }

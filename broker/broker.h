@@ -113,6 +113,9 @@ struct pg_broker_config {
     uint32_t session_expiry_max; /* seconds, 0 = no cap */
     uint32_t max_subscriptions;  /* per session, 0 = unlimited */
     int allow_anonymous;
+    uint32_t auth_failure_threshold; /* failures per address before delays */
+    uint32_t auth_failure_delay_ms;  /* first delay; doubles; 0 = never delay */
+    uint32_t auth_failure_delay_max_ms;
     const char *version; /* for $SYS/broker/version */
 };
 
@@ -189,6 +192,11 @@ struct pg_hooks {
     void (*event)(void *ud, const struct pg_event *ev);
     void *ud;
 };
+
+/* How long an adapter should hold a refused authentication from this peer
+ * ("address:port") before answering, in ms: 0 until the address has failed more
+ * than auth_failure_threshold times. */
+uint32_t pg_auth_delay_ms(pg_broker *b, const char *peer);
 
 /* Registers a hook set; hooks are asked in registration order. Returns 0 or -1. */
 int pg_broker_add_hooks(pg_broker *b, const struct pg_hooks *h);

@@ -108,6 +108,8 @@ struct pg_broker {
     pg_session **touched; /* sessions a routing pass queued for */
     uint32_t n_touched, cap_touched;
     struct pg_stats stats;
+    struct pg_authfail *authfail; /* authfail.c */
+    uint32_t n_authfail;
     const struct pg_store_ops *store;
     void *store_ud;
 };
@@ -145,6 +147,9 @@ void pg_send_retained(pg_session *s, const char *filter, size_t len, const struc
 
 /* subscribe.c */
 void pg_session_unsubscribe_all(pg_session *s);
+
+/* authfail.c */
+void pg_authfail_record(pg_broker *b, const char *peer);
 
 /* sys.c */
 void pg_sys_publish(pg_broker *b);

@@ -189,6 +189,7 @@ int pg_connect(pg_broker *b, const struct pg_connect_req *req, const struct pg_c
                void *conn, pg_session **out, int *session_present) {
     int rc = pg_hooks_authenticate(b, req);
     if (rc != PG_HOOK_ALLOW) {
+        pg_authfail_record(b, req->id.peer);
         pg_msg_unref(req->will);
         return rc;
     }

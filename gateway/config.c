@@ -258,7 +258,8 @@ static int mqttsn_finish(struct ctx *x, void *base, const config_setting_t *g) {
     { .name = n, .kind = K_INT, .off = o, .def = d, .min = lo, .max = hi, __VA_ARGS__ }
 #define BOOL(n, o, d, ...)                                                                         \
     { .name = n, .kind = K_BOOL, .off = o, .def = d, __VA_ARGS__ }
-#define TRIBOOL(n, o, ...) {.name = n, .kind = K_TRIBOOL, .off = o, .def = -1, __VA_ARGS__}
+#define TRIBOOL(n, o, ...)                                                                         \
+    { .name = n, .kind = K_TRIBOOL, .off = o, .def = -1, __VA_ARGS__ }
 #define STR(n, o, d, chk, ...)                                                                     \
     { .name = n, .kind = K_STR, .off = o, .sdef = d, .check = chk, __VA_ARGS__ }
 #define GROUP(n, o, tbl, ...)                                                                      \
@@ -334,6 +335,9 @@ static const struct key auth_keys[] = {
     BOOL("allow_anonymous", CFG(auth.allow_anonymous), true),
     STR("password_file", CFG(auth.password_file), "", check_file),
     STR("acl_file", CFG(auth.acl_file), "", check_file),
+    INT("failure_threshold", CFG(auth.failure_threshold), 3, 0, INT_MAX),
+    INT("failure_delay_ms", CFG(auth.failure_delay_ms), 1000, 0, 600000),
+    INT("failure_delay_max_ms", CFG(auth.failure_delay_max_ms), 30000, 0, 600000),
 };
 static const struct key log_keys[] = {
     STR("file", CFG(log.file), "", NULL),

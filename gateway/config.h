@@ -31,7 +31,7 @@ struct pg_group_conf {
     bool enabled;
     struct pg_listener_conf *listeners;
     int n_listeners;
-    char *mountpoint; /* "" = none */
+    char *mountpoint;    /* "" = none */
     int allow_anonymous; /* -1 = auth.allow_anonymous decides, else 0/1 */
 };
 
@@ -55,9 +55,12 @@ struct pg_config {
         int max_subscriptions;   /* per session, 0 = unlimited */
     } broker;
     struct {
-        bool allow_anonymous; /* true */
-        char *password_file;  /* "" */
-        char *acl_file;       /* "" */
+        bool allow_anonymous;     /* true */
+        char *password_file;      /* "" */
+        char *acl_file;           /* "" */
+        int failure_threshold;    /* 3: failed logins per address before delays */
+        int failure_delay_ms;     /* 1000: first delay, doubling; 0 = never delay */
+        int failure_delay_max_ms; /* 30000 */
     } auth;
     struct {
         char *file;  /* "" = stderr */

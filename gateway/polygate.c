@@ -206,6 +206,9 @@ static void broker_config_from(struct pg_broker_config *bc, const struct pg_conf
     bc->session_expiry_max = (uint32_t)cfg->broker.session_expiry_max;
     bc->max_subscriptions = (uint32_t)cfg->broker.max_subscriptions;
     bc->allow_anonymous = cfg->auth.allow_anonymous;
+    bc->auth_failure_threshold = (uint32_t)cfg->auth.failure_threshold;
+    bc->auth_failure_delay_ms = (uint32_t)cfg->auth.failure_delay_ms;
+    bc->auth_failure_delay_max_ms = (uint32_t)cfg->auth.failure_delay_max_ms;
     bc->version = "polygate " POLYGATE_VERSION;
 }
 

@@ -30,6 +30,7 @@ struct mqtt_conn {
     uint8_t clean_close; /* DISCONNECT received: no will */
     uint8_t request_problem_info;
     uint8_t zero_expiry;     /* session expiry was 0 at CONNECT */
+    uint8_t held;            /* a refusal waits out the failed-authentication delay */
     struct pg_buf in;        /* a partial packet carried over between reads */
     struct pg_buf ctl;       /* replies queued until writable */
     uint32_t max_out_packet; /* client's Maximum Packet Size, 0 = none */

@@ -18,9 +18,10 @@ struct mqtt_conn;
 
 /* What the adapter needs from the transport that carries a connection. */
 struct mqtt_transport {
-    void (*request_write)(void *t);         /* call mqtt_conn_output() when writable */
-    void (*close)(void *t);                 /* close soon, from outside a callback */
-    void (*set_timeout)(void *t, int secs); /* 0 cancels */
+    void (*request_write)(void *t);           /* call mqtt_conn_output() when writable */
+    void (*close)(void *t);                   /* close soon, from outside a callback */
+    void (*set_timeout)(void *t, int secs);   /* 0 cancels */
+    void (*wake_after)(void *t, uint32_t ms); /* call mqtt_conn_wake() after ms */
 };
 
 /* Per-listener MQTT settings. */
@@ -49,6 +50,8 @@ int mqtt_conn_output(struct mqtt_conn *c, struct pg_buf *out, size_t limit);
 /* Bytes of replies waiting to be written: a transport stops reading while this is
  * high, so a client that sends without reading cannot grow it without bound. */
 size_t mqtt_conn_backlog(const struct mqtt_conn *c);
+/* The transport's wake_after timer fired: a held refusal may now be sent. */
+void mqtt_conn_wake(struct mqtt_conn *c);
 /* The transport is gone: ends the broker session's connection and frees c. */
 void mqtt_conn_closed(struct mqtt_conn *c);
 

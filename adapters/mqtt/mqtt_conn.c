@@ -191,7 +191,14 @@ int mqtt_conn_input(struct mqtt_conn *c, const uint8_t *data, size_t len) {
     return 0;
 }
 
+void mqtt_conn_wake(struct mqtt_conn *c) {
+    c->held = 0;
+    c->tr->request_write(c->t);
+}
+
 int mqtt_conn_output(struct mqtt_conn *c, struct pg_buf *out, size_t limit) {
+    if (c->held)
+        return 0;
     size_t start = out->len;
     if (c->ctl.len) {
         if (pg_buf_append(out, pg_buf_data(&c->ctl), c->ctl.len) < 0)

@@ -60,6 +60,19 @@ static int refuse(struct mqtt_conn *c, uint8_t reason, const char *why) {
     return 0;
 }
 
+/* A refused login: after repeated failures from this address the answer waits,
+ * so guessing passwords is slow; other clients are served meanwhile. */
+static int refuse_after_delay(struct mqtt_conn *c, uint8_t reason) {
+    uint32_t delay = pg_auth_delay_ms(c->broker, c->peer);
+    refuse(c, reason, "authentication failed");
+    if (delay) {
+        c->held = 1;
+        c->tr->set_timeout(c->t, (int)(delay / 1000) + 10);
+        c->tr->wake_after(c->t, delay);
+    }
+    return 0;
+}
+
 static void random_client_id(char *out, size_t n) {
     unsigned char r[12];
     if (RAND_bytes(r, sizeof r) != 1)
@@ -283,7 +296,7 @@ int mqtt_on_connect(struct mqtt_conn *c, struct mqtt_packet *p) {
     pg_session *s = NULL;
     int rc = pg_connect(c->broker, &req, &mqtt_conn_ops, c, &s, &present);
     if (rc)
-        return refuse(c, (uint8_t)rc, "not authorized");
+        return refuse_after_delay(c, (uint8_t)rc);
     c->session = s;
     c->connected = 1;
     c->zero_expiry = req.session_expiry_s == 0;

@@ -40,7 +40,12 @@ static void tr_set_timeout(void *t, int secs) {
     lws_set_timeout(t, secs ? PENDING_TIMEOUT_USER_OK : NO_PENDING_TIMEOUT, secs);
 }
 
-static const struct mqtt_transport raw_transport = {tr_request_write, tr_close, tr_set_timeout};
+static void tr_wake_after(void *t, uint32_t ms) {
+    lws_set_timer_usecs(t, (lws_usec_t)ms * 1000);
+}
+
+static const struct mqtt_transport raw_transport = {tr_request_write, tr_close, tr_set_timeout,
+                                                    tr_wake_after};
 
 /* "address:port" of the peer, IPv4 or IPv6. */
 void pg_peer_name(int fd, char *out, size_t n) {
@@ -147,6 +152,10 @@ static int mqtt_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, 
         return on_receive(wsi, pss, in, len);
     case LWS_CALLBACK_RAW_WRITEABLE:
         return pss->c ? on_writeable(wsi, pss) : -1;
+    case LWS_CALLBACK_TIMER:
+        if (pss->c)
+            mqtt_conn_wake(pss->c);
+        return 0;
     case LWS_CALLBACK_RAW_CLOSE:
         on_close(wsi, pss);
         return 0;

@@ -58,6 +58,8 @@ DEFAULT_CONFIG = {
     "mqtt_allow_anonymous": None,  # polygate's per-group override (None = not set)
     "password_file": "",
     "acl_file": "",
+    # every test client comes from 127.0.0.1: slowing refusals is off unless a test asks
+    "auth_failure_delay_ms": 0,
 }
 
 
@@ -138,7 +140,8 @@ def _polygate_conf(cfg, port, tls_port, tls):
         "broker = { max_packet_size = %d; max_inflight = %d; max_queued_messages = %d;\n"
         "           max_keepalive = %d; retain_available = %s; sys_interval = %d;\n"
         "           max_topic_alias = %d; };\n"
-        'auth = { allow_anonymous = %s; password_file = "%s"; acl_file = "%s"; };\n'
+        'auth = { allow_anonymous = %s; password_file = "%s"; acl_file = "%s";\n'
+        "         failure_delay_ms = %d; };\n"
         'log = { level = "%s"; };\n'
         "mqtt = { enabled = true; listeners = ( %s ); %s};\n"
         "websocket = { enabled = false; };\nmqttsn = { enabled = false; };\n"
@@ -146,7 +149,7 @@ def _polygate_conf(cfg, port, tls_port, tls):
     ) % (cfg["max_packet_size"], cfg["max_inflight"], cfg["max_queued_messages"],
          cfg["max_keepalive"], b(cfg["retain_available"]), cfg["sys_interval"],
          cfg["max_topic_alias"], b(cfg["allow_anonymous"]), cfg["password_file"],
-         cfg["acl_file"], cfg["log_level"], ",\n    ".join(listeners),
+         cfg["acl_file"], cfg["auth_failure_delay_ms"], cfg["log_level"], ",\n    ".join(listeners),
          "" if cfg["mqtt_allow_anonymous"] is None
          else "allow_anonymous = %s; " % b(cfg["mqtt_allow_anonymous"]))
 

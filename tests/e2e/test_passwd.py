@@ -223,3 +223,31 @@ def test_errors(tmp_path):
 
     r = passwd("-h")
     assert r.returncode == 0 and "FILE USER" in r.stdout
+
+
+@pytest.mark.broker_config(allow_anonymous=False, auth_failure_delay_ms=800)
+def test_repeated_failures_slow_down_refusals(clients):
+    """After auth.failure_threshold (3) refusals from one address, the next refusal is
+    held for failure_delay_ms, while other clients are served meanwhile."""
+    import rawmqtt
+    from helpers import V5
+
+    def refused():
+        c = clients.raw(V5)
+        start = time.monotonic()
+        ack = c.connect(clients.client_id("guess"), timeout=10)
+        assert ack.reason == 0x87
+        return time.monotonic() - start
+
+    quick = [refused() for _ in range(3)]
+    assert max(quick) < 0.5, quick
+    c = clients.raw(V5)  # the 4th attempt is held...
+    c.send(rawmqtt.connect_packet(clients.client_id("guess"), V5))
+    start = time.monotonic()
+    other = clients.raw(V5)  # ...and meanwhile the broker serves others at once
+    assert other.connect(clients.client_id("other"), username="someone").reason == 0
+    assert time.monotonic() - start < 0.5
+    p = c.recv_packet(timeout=10)
+    held = time.monotonic() - start
+    assert p.type == rawmqtt.CONNACK and p.reason == 0x87
+    assert held >= 0.7, held

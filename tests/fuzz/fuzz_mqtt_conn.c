@@ -23,7 +23,8 @@ static void fake_close(void *t) {
     ((struct fake *)t)->closed = 1;
 }
 static void fake_timeout(void *t, int secs) {}
-static const struct mqtt_transport tr = {fake_write, fake_close, fake_timeout};
+static void fake_wake_after(void *t, uint32_t ms) {}
+static const struct mqtt_transport tr = {fake_write, fake_close, fake_timeout, fake_wake_after};
 
 static void drain(struct fake *f, struct pg_buf *out) {
     out->len = 0;

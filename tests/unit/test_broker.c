@@ -873,6 +873,28 @@ static void test_clients_cannot_write_sys(void **state) {
     assert_int_equal(publish(w, &a, "$SYSTEM/x", "ok", 0), PG_RC_NO_MATCHING_SUBSCRIBERS);
 }
 
+/* Refused logins from one address: no delay up to the threshold, then the base
+ * delay doubling per failure up to the cap; forgotten after ten quiet minutes;
+ * other addresses are unaffected. */
+static void test_failed_auth_delay(void **state) {
+    struct pg_broker_config cfg = test_config();
+    cfg.auth_failure_threshold = 2;
+    cfg.auth_failure_delay_ms = 100;
+    cfg.auth_failure_delay_max_ms = 250;
+    struct world *w = start(state, &cfg);
+    struct client a;
+    w->auth_rc = PG_RC_BAD_USERNAME_OR_PASSWORD;
+    uint32_t want[] = {0, 0, 100, 200, 250, 250};
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(connect_o(w, &a, "a", (struct copts){0}), PG_RC_BAD_USERNAME_OR_PASSWORD);
+        assert_int_equal(pg_auth_delay_ms(w->b, "127.0.0.1:40000"), want[i]);
+    }
+    assert_int_equal(pg_auth_delay_ms(w->b, "127.0.0.1:1"), 250); /* any port */
+    assert_int_equal(pg_auth_delay_ms(w->b, "10.0.0.1:40000"), 0);
+    at(w, 11 * 60 * 1000);
+    assert_int_equal(pg_auth_delay_ms(w->b, "127.0.0.1:40000"), 0);
+}
+
 /* broker.max_subscriptions: past the limit a new filter is refused with quota
  * exceeded, while re-subscribing to a held filter still works. */
 static void test_max_subscriptions(void **state) {
@@ -1506,6 +1528,7 @@ int main(void) {
         T(test_takeover_resumes_session_and_cancels_delayed_will),
         T(test_failed_authentication_does_not_take_over),
         T(test_max_subscriptions),
+        T(test_failed_auth_delay),
         T(test_clients_cannot_write_sys),
         T(test_will_published_on_abnormal_disconnect),
         T(test_will_discarded_on_normal_disconnect),
