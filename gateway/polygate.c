@@ -21,6 +21,7 @@
 #include <libwebsockets.h>
 
 #include "adapters/mqtt/mqtt_lws.h"
+#include "broker/auth.h"
 #include "gateway/log.h"
 #include "gateway/polygate.h"
 
@@ -43,6 +44,7 @@ struct listener {
 
 struct polygate {
     pg_broker *broker;
+    pg_auth *auth;
     struct ev_loop *loop; /* epoll-backed: lws's own poll() is O(connections) per wakeup */
     struct lws_context *cx;
     struct listener *listeners;
@@ -194,6 +196,21 @@ static struct lws_context *create_context(struct ev_loop *loop) {
     return lws_create_context(&info);
 }
 
+static pg_auth *start_auth(pg_broker *b, const struct pg_config *cfg, char *err, size_t n) {
+    struct pg_auth_config ac = {
+        .allow_anonymous = cfg->auth.allow_anonymous,
+        .password_file = cfg->auth.password_file,
+        .acl_file = cfg->auth.acl_file,
+        .groups = {{"mqtt", cfg->mqtt.allow_anonymous},
+                   {"mqtt-ws", cfg->websocket.allow_anonymous},
+                   {"mqtt-sn", cfg->mqttsn.allow_anonymous},
+                   {"coap", cfg->coap.allow_anonymous},
+                   {"stomp", cfg->stomp.allow_anonymous}},
+        .n_groups = 5,
+    };
+    return pg_auth_new(b, &ac, err, n);
+}
+
 static void broker_config_from(struct pg_broker_config *bc, const struct pg_config *cfg) {
     pg_broker_config_defaults(bc);
     bc->max_packet_size = (uint32_t)cfg->broker.max_packet_size;
@@ -238,6 +255,10 @@ struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t err
         return NULL;
     }
     pg_broker_tick(g->broker, lws_now_usecs() / 1000);
+    if (!(g->auth = start_auth(g->broker, cfg, err, errlen))) {
+        polygate_free(g);
+        return NULL;
+    }
     for (int i = 0; i < n; i++)
         if (open_mqtt_listener(g, &cfg->mqtt.listeners[i], i, err, errlen) < 0) {
             polygate_free(g);
@@ -267,7 +288,10 @@ static void reload(struct polygate *g) {
     g->reload = 0;
     if (pg_log_reopen() < 0)
         pg_warn("cannot reopen the log file: %s", strerror(errno));
-    pg_notice("SIGHUP: log reopened");
+    char err[512];
+    if (pg_auth_reload(g->auth, err, sizeof err) < 0)
+        pg_error("SIGHUP: %s; the previous password and ACL rules stay in force", err);
+    pg_notice("SIGHUP: log reopened, password and ACL files re-read");
 }
 
 int polygate_run(struct polygate *g) {
@@ -305,6 +329,7 @@ void polygate_free(struct polygate *g) {
     if (g->loop)
         ev_loop_destroy(g->loop);
     pg_broker_free(g->broker);
+    pg_auth_free(g->auth); /* after the broker: its hooks point here */
     while (g->timers) {
         struct timer *t = g->timers;
         g->timers = t->next;
