@@ -33,7 +33,8 @@ static int authenticate(void *ud, const struct pg_identity *id, const void *pass
     const pg_auth *a = ud;
     if (!id->username)
         return anonymous_allowed(a, id->protocol) ? PG_HOOK_ALLOW : PG_RC_NOT_AUTHORIZED;
-    if (!a->passwd)
+    /* The transport verified a client certificate and made its CN the username. */
+    if (!a->passwd || (id->cert_cn && !strcmp(id->cert_cn, id->username)))
         return PG_HOOK_ALLOW;
     if (!has_password)
         password = "", len = 0;

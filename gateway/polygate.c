@@ -134,6 +134,7 @@ static int open_mqtt_listener(struct polygate *g, const struct pg_listener_conf 
     l->mqtt.settings.max_topic_alias = (uint16_t)g->max_topic_alias;
     l->mqtt.settings.connect_timeout_s = 10;
     l->mqtt.settings.mountpoint = g->mqtt_mountpoint;
+    l->mqtt.settings.use_identity_as_username = lc->tls && lc->tls_conf.use_identity_as_username;
     l->mqtt.tls = lc->tls;
     l->mqtt.max_connections = lc->max_connections;
     l->mqtt.total_connections = &g->n_connections;

@@ -22,13 +22,16 @@ struct mqtt_transport {
     void (*close)(void *t);                   /* close soon, from outside a callback */
     void (*set_timeout)(void *t, int secs);   /* 0 cancels */
     void (*wake_after)(void *t, uint32_t ms); /* call mqtt_conn_wake() after ms */
+    /* The verified TLS client certificate's CN; returns -1 when there is none. */
+    int (*peer_cn)(void *t, char *buf, size_t n);
 };
 
 /* Per-listener MQTT settings. */
 struct mqtt_settings {
-    uint16_t max_topic_alias; /* aliases accepted from and assigned to a client */
-    int connect_timeout_s;    /* time allowed between accept and CONNECT */
-    const char *mountpoint;   /* topic prefix for this listener's clients, "" = none */
+    uint16_t max_topic_alias;     /* aliases accepted from and assigned to a client */
+    int connect_timeout_s;        /* time allowed between accept and CONNECT */
+    const char *mountpoint;       /* topic prefix for this listener's clients, "" = none */
+    int use_identity_as_username; /* TLS client certificate CN is the username */
 };
 
 struct mqtt_conn_info {

@@ -275,7 +275,16 @@ int mqtt_on_connect(struct mqtt_conn *c, struct mqtt_packet *p) {
     int bad_will = check_will(c, k);
     if (bad_will)
         return refuse(c, (uint8_t)bad_will, "bad will");
-    if (k->has_username) {
+    if (c->set->use_identity_as_username) {
+        /* The certificate is the credential: its CN replaces any username and the
+         * password is not used (mosquitto's use_identity_as_username). */
+        if (c->tr->peer_cn(c->t, username, sizeof username) < 0)
+            return refuse(c, MQTT_RC_NOT_AUTHORIZED, "no client certificate identity");
+        free(c->cert_cn);
+        c->cert_cn = strdup(username);
+        k->has_username = 1;
+        k->has_password = 0;
+    } else if (k->has_username) {
         if (k->username.len >= sizeof username || memchr(k->username.p, 0, k->username.len))
             return refuse(c, MQTT_RC_BAD_USERNAME_OR_PASSWORD, "username too long");
         memcpy(username, k->username.p, k->username.len);

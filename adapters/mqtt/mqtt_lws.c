@@ -12,6 +12,7 @@
 
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "adapters/mqtt/mqtt.h"
 #include "adapters/mqtt/mqtt_lws.h"
@@ -44,8 +45,18 @@ static void tr_wake_after(void *t, uint32_t ms) {
     lws_set_timer_usecs(t, (lws_usec_t)ms * 1000);
 }
 
+static int tr_peer_cn(void *t, char *buf, size_t n) {
+    SSL *ssl = lws_is_ssl(t) ? lws_get_ssl(t) : NULL;
+    X509 *cert = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+    int len = -1;
+    if (cert && SSL_get_verify_result(ssl) == X509_V_OK)
+        len = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, (int)n);
+    X509_free(cert);
+    return len > 0 && (size_t)len < n ? 0 : -1;
+}
+
 static const struct mqtt_transport raw_transport = {tr_request_write, tr_close, tr_set_timeout,
-                                                    tr_wake_after};
+                                                    tr_wake_after, tr_peer_cn};
 
 /* "address:port" of the peer, IPv4 or IPv6. */
 void pg_peer_name(int fd, char *out, size_t n) {
@@ -152,6 +163,11 @@ static int mqtt_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, 
         return on_receive(wsi, pss, in, len);
     case LWS_CALLBACK_RAW_WRITEABLE:
         return pss->c ? on_writeable(wsi, pss) : -1;
+    case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
+        /* lws accepts the certificate unless we object: pass on OpenSSL's verdict
+         * (len is preverify_ok), or a certificate from any CA would do. The wsi
+         * and user are not real here. */
+        return len ? 0 : 1;
     case LWS_CALLBACK_TIMER:
         if (pss->c)
             mqtt_conn_wake(pss->c);

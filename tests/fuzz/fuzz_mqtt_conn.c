@@ -24,7 +24,11 @@ static void fake_close(void *t) {
 }
 static void fake_timeout(void *t, int secs) {}
 static void fake_wake_after(void *t, uint32_t ms) {}
-static const struct mqtt_transport tr = {fake_write, fake_close, fake_timeout, fake_wake_after};
+static int fake_peer_cn(void *t, char *buf, size_t n) {
+    return -1;
+}
+static const struct mqtt_transport tr = {fake_write, fake_close, fake_timeout, fake_wake_after,
+                                         fake_peer_cn};
 
 static void drain(struct fake *f, struct pg_buf *out) {
     out->len = 0;
