@@ -62,9 +62,12 @@ static int refuse(struct mqtt_conn *c, uint8_t reason, const char *why) {
 
 /* A refused login: after repeated failures from this address the answer waits,
  * so guessing passwords is slow; other clients are served meanwhile. */
-static int refuse_after_delay(struct mqtt_conn *c, uint8_t reason) {
+static int refuse_after_delay(struct mqtt_conn *c, uint8_t reason, const struct pg_identity *id) {
     uint32_t delay = pg_auth_delay_ms(c->broker, c->peer);
-    refuse(c, reason, "authentication failed");
+    char why[320];
+    snprintf(why, sizeof why, "authentication failed for client '%s', user '%s'%s", id->client_id,
+             id->username ? id->username : "(anonymous)", delay ? " (answer held)" : "");
+    refuse(c, reason, why);
     if (delay) {
         c->held = 1;
         c->tr->set_timeout(c->t, (int)(delay / 1000) + 10);
@@ -305,7 +308,7 @@ int mqtt_on_connect(struct mqtt_conn *c, struct mqtt_packet *p) {
     pg_session *s = NULL;
     int rc = pg_connect(c->broker, &req, &mqtt_conn_ops, c, &s, &present);
     if (rc)
-        return refuse_after_delay(c, (uint8_t)rc);
+        return refuse_after_delay(c, (uint8_t)rc, &req.id);
     c->session = s;
     c->connected = 1;
     c->zero_expiry = req.session_expiry_s == 0;
