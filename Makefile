@@ -87,7 +87,7 @@ bench:
 # libFuzzer targets: each tests/fuzz/fuzz_X.c links the library objects it needs.
 FUZZ_SECS ?= 60
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -I. -fsanitize=fuzzer,address,undefined
-FUZZ_BINS := build-fuzz/fuzz_codec build-fuzz/fuzz_trie build-fuzz/fuzz_mqtt_conn
+FUZZ_BINS := build-fuzz/fuzz_codec build-fuzz/fuzz_trie build-fuzz/fuzz_mqtt_conn build-fuzz/fuzz_files
 build-fuzz/fuzz_codec: tests/fuzz/fuzz_codec.c $(wildcard adapters/mqtt/codec*.c)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^
@@ -98,11 +98,14 @@ FUZZ_LIB_SRCS := $(filter-out gateway/polygate.c adapters/mqtt/mqtt_lws.c gatewa
 build-fuzz/fuzz_mqtt_conn: tests/fuzz/fuzz_mqtt_conn.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto
+build-fuzz/fuzz_files: tests/fuzz/fuzz_files.c broker/passwd.c broker/acl.c broker/trie.c broker/topic_tree.c gateway/config.c
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ -lconfig -lcrypto
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
 	@set -e; for f in $(FUZZ_BINS); do echo "== $$f ($(FUZZ_SECS) s)"; \
 	  mkdir -p build-fuzz/corpus-$$(basename $$f); \
-	  $$f -max_total_time=$(FUZZ_SECS) -print_final_stats=0 build-fuzz/corpus-$$(basename $$f) $$(ls -d tests/fuzz/corpus/$${f#build-fuzz/fuzz_} 2>/dev/null) 2>&1 | tail -2; done
+	  LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp $$f -max_total_time=$(FUZZ_SECS) -print_final_stats=0 build-fuzz/corpus-$$(basename $$f) $$(ls -d tests/fuzz/corpus/$${f#build-fuzz/fuzz_} 2>/dev/null) 2>&1 | tail -2; done
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
