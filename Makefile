@@ -103,9 +103,12 @@ build-fuzz/fuzz_files: tests/fuzz/fuzz_files.c broker/passwd.c broker/acl.c brok
 	clang $(FUZZ_CFLAGS) -o $@ $^ -lconfig -lcrypto
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
-	@set -e; for f in $(FUZZ_BINS); do echo "== $$f ($(FUZZ_SECS) s)"; \
-	  mkdir -p build-fuzz/corpus-$$(basename $$f); \
-	  LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp $$f -max_total_time=$(FUZZ_SECS) -print_final_stats=0 build-fuzz/corpus-$$(basename $$f) $$(ls -d tests/fuzz/corpus/$${f#build-fuzz/fuzz_} 2>/dev/null) 2>&1 | tail -2; done
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); echo "== $$f ($(FUZZ_SECS) s)"; \
+	  mkdir -p build-fuzz/corpus-$$n; \
+	  if ! LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp $$f -max_total_time=$(FUZZ_SECS) \
+	       -print_final_stats=0 build-fuzz/corpus-$$n $$(ls -d tests/fuzz/corpus/$${n#fuzz_} 2>/dev/null) \
+	       > build-fuzz/$$n.log 2>&1; then tail -40 build-fuzz/$$n.log; exit 1; fi; \
+	  grep -E "^Done" build-fuzz/$$n.log; done
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
