@@ -36,8 +36,10 @@ static int authenticate(void *ud, const struct pg_identity *id, const void *pass
     /* The transport verified a client certificate and made its CN the username. */
     if (!a->passwd || (id->cert_cn && !strcmp(id->cert_cn, id->username)))
         return PG_HOOK_ALLOW;
-    if (!has_password)
-        password = "", len = 0;
+    if (!has_password) { /* no password: only an empty one could match */
+        password = "";
+        len = 0;
+    }
     return pg_passwd_check(a->passwd, id->username, password, len) ? PG_HOOK_ALLOW
                                                                    : PG_RC_BAD_USERNAME_OR_PASSWORD;
 }
