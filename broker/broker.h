@@ -128,7 +128,7 @@ void pg_broker_shutdown(pg_broker *b);
 /* Drives time: keepalive, will delay, session and message expiry, $SYS. The event
  * loop calls it a few times a second with a monotonic clock in ms. */
 void pg_broker_tick(pg_broker *b, int64_t now_ms);
-/* Moves the clock without the sweeps: transports call it when bytes arrive, so
+/* Moves the clock without the sweeps: the event loop calls it after each poll, so
  * keepalive and expiry times are exact rather than one tick stale. */
 void pg_broker_clock(pg_broker *b, int64_t now_ms);
 int64_t pg_broker_now(const pg_broker *b);

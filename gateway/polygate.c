@@ -46,6 +46,7 @@ struct polygate {
     pg_broker *broker;
     pg_auth *auth;
     struct ev_loop *loop; /* epoll-backed: lws's own poll() is O(connections) per wakeup */
+    ev_check clock;       /* sets the broker's clock after each poll, before any I/O */
     struct lws_context *cx;
     struct listener *listeners;
     int n_listeners;
@@ -75,6 +76,13 @@ static void timer_fire(lws_sorted_usec_list_t *sul) {
 static void tick(void *ud) {
     struct polygate *g = ud;
     pg_broker_tick(g->broker, lws_now_usecs() / 1000);
+}
+
+/* Every adapter's keepalive and expiry times are exact this way, without each
+ * transport reading the clock itself. */
+static void set_broker_clock(struct ev_loop *loop, ev_check *w, int revents) {
+    struct polygate *g = w->data;
+    pg_broker_clock(g->broker, lws_now_usecs() / 1000);
 }
 
 static void start_timer(struct polygate *g, struct timer *t, lws_usec_t us, void (*fn)(void *),
@@ -246,6 +254,12 @@ struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t err
     g->broker = pg_broker_new(&bc);
     g->loop = ev_loop_new(EVBACKEND_EPOLL);
     g->cx = g->loop ? create_context(g->loop) : NULL;
+    if (g->loop) {
+        ev_check_init(&g->clock, set_broker_clock);
+        g->clock.data = g;
+        ev_set_priority(&g->clock, EV_MAXPRI); /* before the I/O callbacks */
+        ev_check_start(g->loop, &g->clock);
+    }
     int n = cfg->mqtt.enabled ? cfg->mqtt.n_listeners : 0;
     g->listeners = calloc((size_t)n + 1, sizeof *g->listeners);
     if (!g->broker || !g->cx || !g->listeners) {
@@ -327,8 +341,10 @@ void polygate_free(struct polygate *g) {
             ev_run(g->loop, EVRUN_NOWAIT);
         lws_context_destroy(g->cx);
     }
-    if (g->loop)
+    if (g->loop) {
+        ev_check_stop(g->loop, &g->clock);
         ev_loop_destroy(g->loop);
+    }
     pg_broker_free(g->broker);
     pg_auth_free(g->auth); /* after the broker: its hooks point here */
     while (g->timers) {

@@ -107,8 +107,6 @@ static int on_adopt(struct lws *wsi, struct pss *pss) {
 }
 
 static int on_receive(struct lws *wsi, struct pss *pss, const uint8_t *in, size_t len) {
-    struct mqtt_listener *l = lws_get_vhost_user(lws_get_vhost(wsi));
-    pg_broker_clock(l->broker, lws_now_usecs() / 1000);
     if (!pss->c || mqtt_conn_input(pss->c, in, len) < 0)
         return -1;
     if (mqtt_conn_backlog(pss->c) > BACKLOG_HIGH && !pss->rx_paused) {
