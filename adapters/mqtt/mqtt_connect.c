@@ -85,56 +85,6 @@ static void random_client_id(char *out, size_t n) {
         k += snprintf(out + k, n - (size_t)k, "%02x", r[i]);
 }
 
-/* Copies the v5 user properties of a decoded packet into the broker's pairs
- * format. *out is either stack (fits) or heap, freed by the caller when != stack. */
-static size_t user_pairs(const struct mqtt_props *p, uint8_t *stack, size_t stack_len,
-                         uint8_t **out) {
-    *out = stack;
-    if (!p->n_user)
-        return 0;
-    if (p->user_raw_len > stack_len && !(*out = malloc(p->user_raw_len)))
-        return 0;
-    size_t n = 0;
-    uint32_t cur = 0;
-    mqtt_str k, v;
-    while (mqtt_user_prop_next(p, &cur, &k, &v)) {
-        (*out)[n++] = (uint8_t)(k.len >> 8);
-        (*out)[n++] = (uint8_t)k.len;
-        memcpy(*out + n, k.p, k.len);
-        n += k.len;
-        (*out)[n++] = (uint8_t)(v.len >> 8);
-        (*out)[n++] = (uint8_t)v.len;
-        memcpy(*out + n, v.p, v.len);
-        n += v.len;
-    }
-    return n;
-}
-
-pg_msg *mqtt_msg_from(const mqtt_str *topic, const mqtt_str *payload, int qos, int retain,
-                      const struct mqtt_props *pp, int v5) {
-    struct pg_msg_props props = {0};
-    uint8_t stack[512], *pairs = stack;
-    if (v5) {
-        props.has_payload_format = MQTT_HAS(pp, MQTT_PROP_PAYLOAD_FORMAT);
-        props.payload_format = pp->payload_format;
-        props.has_expiry = MQTT_HAS(pp, MQTT_PROP_MESSAGE_EXPIRY);
-        props.expiry_s = pp->message_expiry;
-        props.content_type = (const char *)pp->content_type.p;
-        props.content_type_len = pp->content_type.len;
-        props.response_topic = (const char *)pp->response_topic.p;
-        props.response_topic_len = pp->response_topic.len;
-        props.correlation = pp->correlation_data.p;
-        props.correlation_len = pp->correlation_data.len;
-        props.user_props_len = user_pairs(pp, stack, sizeof stack, &pairs);
-        props.user_props = pairs;
-    }
-    pg_msg *m = pg_msg_new((const char *)topic->p, topic->len, payload->p, payload->len, qos,
-                           retain, &props);
-    if (pairs != stack)
-        free(pairs);
-    return m;
-}
-
 static int check_will(struct mqtt_conn *c, const struct mqtt_connect *k) {
     if (!k->will_flag)
         return 0;
