@@ -64,11 +64,11 @@ int mqtt_on_connect(struct mqtt_conn *c, struct mqtt_packet *p);
 int mqtt_refuse_version(struct mqtt_conn *c, uint8_t level);
 int mqtt_on_disconnect(struct mqtt_conn *c, struct mqtt_packet *p);
 extern const struct pg_conn_ops mqtt_conn_ops;
+
+/* mqtt_publish.c */
 /* A broker message from MQTT fields (v5 properties only when v5). */
 pg_msg *mqtt_msg_from(const mqtt_str *topic, const mqtt_str *payload, int qos, int retain,
                       const struct mqtt_props *pp, int v5);
-
-/* mqtt_publish.c */
 int mqtt_on_publish(struct mqtt_conn *c, struct mqtt_packet *p);
 int mqtt_on_ack(struct mqtt_conn *c, struct mqtt_packet *p);
 int mqtt_encode_delivery(struct mqtt_conn *c, struct pg_buf *out, struct pg_delivery *d);
