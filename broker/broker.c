@@ -1,10 +1,8 @@
 /* broker.c - the broker's lifetime, its clock, and the hook chain.
  *
  * The event loop owns time: it calls pg_broker_tick() a few times a second, which
- * sweeps sessions (keepalive, will delay, expiry) and publishes $SYS. Hooks are an
- * ordered list; for authentication and authorization the first hook with an
- * opinion decides, and with none the defaults apply (anonymous per config, all
- * access allowed).
+ * sweeps sessions (keepalive, will delay, expiry) and publishes $SYS. The hook
+ * chain is in hooks.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +86,7 @@ void pg_broker_free(pg_broker *b) {
         pg_retain_free(b->retained);
     if (b->subs)
         pg_trie_free(b->subs);
+    pg_defers_free(b);
     free(b->hooks);
     free(b->touched);
     free(b->authfail);
@@ -143,61 +142,4 @@ void pg_broker_set_store(pg_broker *b, const struct pg_store_ops *ops, void *ud)
 
 int pg_broker_restore_retained(pg_broker *b, pg_msg *m) {
     return pg_retain_set(b->retained, m->topic, m->topic_len, m) < 0 ? -1 : 0;
-}
-
-int pg_broker_add_hooks(pg_broker *b, const struct pg_hooks *h) {
-    struct pg_hooks *n = realloc(b->hooks, (size_t)(b->n_hooks + 1) * sizeof *n);
-    if (!n)
-        return -1;
-    b->hooks = n;
-    b->hooks[b->n_hooks++] = *h;
-    if (h->authorize)
-        b->has_authorize = 1;
-    if (h->event)
-        b->has_events = 1;
-    return 0;
-}
-
-void pg_emit(pg_broker *b, enum pg_event_type t, const struct pg_identity *id, const pg_msg *m,
-             const char *filter, size_t flen, uint8_t qos, uint8_t reason) {
-    if (!b->has_events)
-        return;
-    struct pg_event ev = {.type = t,
-                          .id = id,
-                          .msg = m,
-                          .filter = filter,
-                          .filter_len = flen,
-                          .qos = qos,
-                          .reason = reason};
-    for (int i = 0; i < b->n_hooks; i++)
-        if (b->hooks[i].event)
-            b->hooks[i].event(b->hooks[i].ud, &ev);
-}
-
-int pg_hooks_authorize(pg_broker *b, const struct pg_identity *id, int access, const char *topic,
-                       size_t len) {
-    for (int i = 0; i < b->n_hooks; i++) {
-        const struct pg_hooks *h = &b->hooks[i];
-        if (!h->authorize)
-            continue;
-        int rc = h->authorize(h->ud, id, access, topic, len);
-        if (rc != PG_HOOK_PASS)
-            return rc;
-    }
-    return PG_HOOK_ALLOW;
-}
-
-int pg_hooks_authenticate(pg_broker *b, const struct pg_connect_req *req) {
-    for (int i = 0; i < b->n_hooks; i++) {
-        const struct pg_hooks *h = &b->hooks[i];
-        if (!h->authenticate)
-            continue;
-        int rc =
-            h->authenticate(h->ud, &req->id, req->password, req->password_len, req->has_password);
-        if (rc != PG_HOOK_PASS)
-            return rc;
-    }
-    if (!req->id.username && !b->cfg.allow_anonymous)
-        return PG_RC_NOT_AUTHORIZED;
-    return PG_HOOK_ALLOW;
 }

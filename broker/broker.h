@@ -44,6 +44,8 @@ typedef struct pg_session pg_session;
 #define PG_RC_RETAIN_NOT_SUPPORTED     0x9A
 #define PG_RC_QOS_NOT_SUPPORTED        0x9B
 #define PG_RC_SHARED_SUB_NOT_SUPPORTED 0x9E
+/* Not a wire code: a hook is waiting for a remote answer (see pg_hook_defer). */
+#define PG_RC_PENDING 0x100
 
 /* ---- Messages: refcounted, immutable once created ---- */
 
@@ -157,8 +159,9 @@ struct pg_identity {
 #define PG_ACCESS_WRITE     2 /* a client publishes */
 #define PG_ACCESS_SUBSCRIBE 4 /* a client subscribes */
 
-#define PG_HOOK_PASS  -1 /* no opinion: ask the next hook, then the default */
-#define PG_HOOK_ALLOW 0
+#define PG_HOOK_PASS    -1 /* no opinion: ask the next hook, then the default */
+#define PG_HOOK_ALLOW   0
+#define PG_HOOK_PENDING -2 /* the answer comes later: see pg_hook_defer */
 
 enum pg_event_type {
     PG_EV_CONNECTED,
@@ -193,6 +196,25 @@ struct pg_hooks {
     void *ud;
 };
 
+/* ---- Hooks that answer later ----
+ *
+ * A hook that must ask a remote service (an HTTP auth backend) calls
+ * pg_hook_defer() and returns PG_HOOK_PENDING. The adapter then gets PG_RC_PENDING
+ * from pg_connect, pg_publish or pg_subscribe, with nothing done: it stops reading
+ * that client, keeps the packet, and when the core calls ops->resume(conn) it
+ * handles the same packet again; this time the core answers with the hook's
+ * verdict. So a client's packets stay in order and other clients are served while
+ * it waits. Questions with no client to wait (delivery READ checks, wills, inline
+ * publishes) get NULL from pg_hook_defer: the hook must answer at once. */
+typedef struct pg_defer pg_defer;
+pg_defer *pg_hook_defer(pg_broker *b);
+/* The deferred hook's verdict (PG_HOOK_ALLOW, PG_HOOK_PASS or a reason code).
+ * d is finished with: the hook must not use it again. */
+void pg_defer_answer(pg_defer *d, int verdict);
+/* An adapter's connection has ended: forget its questions (a late answer to one is
+ * dropped). Adapters call it on every close, connected or not. */
+void pg_forget_conn(pg_broker *b, void *conn);
+
 /* How long an adapter should hold a refused authentication from this peer
  * ("address:port") before answering, in ms: 0 until the address has failed more
  * than auth_failure_threshold times. */
@@ -212,6 +234,9 @@ struct pg_conn_ops {
      * again nor call pg_disconnect; it should tell the client `reason` if its
      * protocol can, and close. */
     void (*kick)(void *conn, uint8_t reason);
+    /* A hook that made this connection wait (PG_RC_PENDING) has its answer: handle
+     * the waiting packet again. */
+    void (*resume)(void *conn);
 };
 
 struct pg_connect_req {
@@ -228,9 +253,10 @@ struct pg_connect_req {
     uint32_t will_delay_s;
 };
 
-/* Authenticates and attaches a connection to its session (taking over an existing
- * connection with the same client id). On success returns 0 and sets *out and
- * *session_present; otherwise a reason code, and the will (if any) is released. */
+/* Authenticates (and checks that the will's topic may be written), then attaches a
+ * connection to its session (taking over an existing connection with the same
+ * client id). On success returns 0 and sets *out and *session_present; otherwise a
+ * reason code or PG_RC_PENDING, and the will (if any) is released. */
 int pg_connect(pg_broker *b, const struct pg_connect_req *req, const struct pg_conn_ops *ops,
                void *conn, pg_session **out, int *session_present);
 
@@ -247,7 +273,7 @@ void pg_session_touch(pg_session *s);
 
 /* Publishes m (the caller keeps its reference). from is NULL for inline publishes.
  * Returns 0, PG_RC_NO_MATCHING_SUBSCRIBERS, PG_RC_NOT_AUTHORIZED,
- * PG_RC_RETAIN_NOT_SUPPORTED, PG_RC_TOPIC_NAME_INVALID. */
+ * PG_RC_RETAIN_NOT_SUPPORTED, PG_RC_TOPIC_NAME_INVALID, or PG_RC_PENDING. */
 int pg_publish(pg_broker *b, pg_session *from, pg_msg *m);
 
 /* Inbound QoS 2 (method: deliver on PUBLISH, remember the packet id until PUBREL).
@@ -265,8 +291,9 @@ struct pg_sub_opts {
     uint32_t sub_id;         /* 0 = none */
 };
 
-/* Subscribes (filter may be $share/GROUP/FILTER). Returns the granted QoS (0..2) or
- * a reason code >= 0x80 (PG_RC_NOT_AUTHORIZED, PG_RC_TOPIC_FILTER_INVALID...).
+/* Subscribes (filter may be $share/GROUP/FILTER). Returns the granted QoS (0..2), a
+ * reason code >= 0x80 (PG_RC_NOT_AUTHORIZED, PG_RC_TOPIC_FILTER_INVALID...) or
+ * PG_RC_PENDING.
  * Matching retained messages are queued per retain_handling. */
 int pg_subscribe(pg_session *s, const char *filter, size_t len, const struct pg_sub_opts *o);
 /* Returns 0 or PG_RC_NO_SUBSCRIPTION_EXISTED. */

@@ -1,7 +1,7 @@
 /* internal.h - the broker core's private structures, shared by the broker's .c files only.
  *
- * Layout: broker.c (lifetime, tick, hooks), msg.c (messages), session.c (the
- * session table, connect/takeover/expiry), will.c (wills), queue.c (per-session
+ * Layout: broker.c (lifetime, tick), hooks.c (the hook chain, deferred answers), msg.c (messages),
+ * session.c (the session table, connect/takeover/expiry), will.c (wills), queue.c (per-session
  * delivery queue and QoS 1/2 state), route.c (publish routing and retained),
  * subscribe.c (subscriptions), sys.c ($SYS statistics).
  */
@@ -98,7 +98,9 @@ struct pg_broker {
     uint32_t table_cap, n_sessions;
     struct pg_hooks *hooks;
     int n_hooks;
-    int has_authorize; /* any hook wants per-delivery READ checks */
+    struct pg_defer *defers; /* hooks.c: questions waiting for, or holding, answers */
+    struct pg_ask *asking;   /* the question the hooks are answering now */
+    int has_authorize;       /* any hook wants per-delivery READ checks */
     int has_events;
     int64_t now;
     int64_t started;
@@ -114,12 +116,25 @@ struct pg_broker {
     void *store_ud;
 };
 
-/* broker.c */
+/* The connection that waits if a hook defers its answer (NULL: nobody can wait). */
+struct pg_waiter {
+    const struct pg_conn_ops *ops;
+    void *conn;
+};
+
+/* hooks.c */
 void pg_emit(pg_broker *b, enum pg_event_type t, const struct pg_identity *id, const pg_msg *m,
              const char *filter, size_t flen, uint8_t qos, uint8_t reason);
+/* Both return PG_HOOK_ALLOW, a refusing reason code, or PG_RC_PENDING (only with a
+ * waiter). */
 int pg_hooks_authorize(pg_broker *b, const struct pg_identity *id, int access, const char *topic,
-                       size_t len);
-int pg_hooks_authenticate(pg_broker *b, const struct pg_connect_req *req);
+                       size_t len, const struct pg_waiter *w);
+int pg_hooks_authenticate(pg_broker *b, const struct pg_connect_req *req,
+                          const struct pg_waiter *w);
+/* The waiter's question is settled (its call returned something other than
+ * PG_RC_PENDING): drop the answers it was holding. */
+void pg_defers_settle(pg_broker *b, void *conn);
+void pg_defers_free(pg_broker *b);
 
 /* session.c */
 pg_session *pg_session_find(pg_broker *b, const char *client_id);
@@ -142,6 +157,8 @@ void pg_queue_clear(pg_session *s);
 void pg_qentry_release(struct pg_qentry *q);
 
 /* route.c */
+/* pg_publish; can_wait = 0 for wills: nobody is left to wait for a remote answer. */
+int pg_publish_as(pg_broker *b, pg_session *from, pg_msg *m, int can_wait);
 void pg_wakeup_touched(pg_broker *b);
 void pg_send_retained(pg_session *s, const char *filter, size_t len, const struct pg_sub_opts *o);
 

@@ -40,8 +40,8 @@ void pg_wakeup_touched(pg_broker *b) {
 }
 
 static int may_read(pg_broker *b, pg_session *s, const pg_msg *m) {
-    return !b->has_authorize ||
-           pg_hooks_authorize(b, &s->id, PG_ACCESS_READ, m->topic, m->topic_len) == PG_HOOK_ALLOW;
+    return !b->has_authorize || pg_hooks_authorize(b, &s->id, PG_ACCESS_READ, m->topic,
+                                                   m->topic_len, NULL) == PG_HOOK_ALLOW;
 }
 
 static int route_one(void *vctx, const struct pg_sub *sub, int shared) {
@@ -87,21 +87,37 @@ static int topic_name_valid(const char *t, size_t len) {
     return len > 0;
 }
 
-int pg_publish(pg_broker *b, pg_session *from, pg_msg *m) {
-    if (!topic_name_valid(m->topic, m->topic_len))
-        return PG_RC_TOPIC_NAME_INVALID;
+/* May `from` publish m? A client that is connected can wait for a remote answer. */
+static int may_write(pg_broker *b, pg_session *from, const pg_msg *m, int can_wait) {
     /* $SYS belongs to the broker: clients may read it, never write it. */
-    if (from && m->topic_len >= 4 && !memcmp(m->topic, "$SYS", 4) &&
+    if (m->topic_len >= 4 && !memcmp(m->topic, "$SYS", 4) &&
         (m->topic_len == 4 || m->topic[4] == '/'))
         return PG_RC_NOT_AUTHORIZED;
-    if (from && b->has_authorize &&
-        pg_hooks_authorize(b, &from->id, PG_ACCESS_WRITE, m->topic, m->topic_len) != PG_HOOK_ALLOW)
-        return PG_RC_NOT_AUTHORIZED;
+    if (!b->has_authorize)
+        return PG_HOOK_ALLOW;
+    struct pg_waiter w = {from->ops, from->conn};
+    int rc = pg_hooks_authorize(b, &from->id, PG_ACCESS_WRITE, m->topic, m->topic_len,
+                                can_wait && from->conn ? &w : NULL);
+    if (rc != PG_RC_PENDING && from->conn)
+        pg_defers_settle(b, from->conn);
+    return rc == PG_HOOK_ALLOW || rc == PG_RC_PENDING ? rc : PG_RC_NOT_AUTHORIZED;
+}
+
+int pg_publish(pg_broker *b, pg_session *from, pg_msg *m) {
+    return pg_publish_as(b, from, m, 1);
+}
+
+int pg_publish_as(pg_broker *b, pg_session *from, pg_msg *m, int can_wait) {
+    if (!topic_name_valid(m->topic, m->topic_len))
+        return PG_RC_TOPIC_NAME_INVALID;
+    int rc = from ? may_write(b, from, m, can_wait) : PG_HOOK_ALLOW;
+    if (rc != PG_HOOK_ALLOW)
+        return rc;
     m->origin = from ? from->uid : 0;
     if (m->expiry_s && !m->expires_at)
         m->expires_at = b->now + (int64_t)m->expiry_s * 1000;
     if (m->retain) {
-        int rc = store_retained(b, m);
+        rc = store_retained(b, m);
         if (rc)
             return rc;
     }

@@ -185,11 +185,32 @@ static pg_session *claim_session(pg_broker *b, const struct pg_connect_req *req,
     return session_create(b, &req->id);
 }
 
+/* The hooks' verdict on a connection: its credentials, then its will's topic (as
+ * mosquitto does, so a will cannot go where the client may not publish). */
+static int admit(pg_broker *b, const struct pg_connect_req *req, const struct pg_waiter *w) {
+    int rc = pg_hooks_authenticate(b, req, w);
+    if (rc != PG_HOOK_ALLOW) {
+        /* A backend that is down or waited for is not the client's failure. */
+        if (rc != PG_RC_PENDING && rc != PG_RC_SERVER_UNAVAILABLE)
+            pg_authfail_record(b, req->id.peer);
+        return rc;
+    }
+    if (req->will && b->has_authorize) {
+        rc = pg_hooks_authorize(b, &req->id, PG_ACCESS_WRITE, req->will->topic,
+                                req->will->topic_len, w);
+        if (rc != PG_HOOK_ALLOW)
+            return rc == PG_RC_PENDING ? rc : PG_RC_NOT_AUTHORIZED;
+    }
+    return PG_HOOK_ALLOW;
+}
+
 int pg_connect(pg_broker *b, const struct pg_connect_req *req, const struct pg_conn_ops *ops,
                void *conn, pg_session **out, int *session_present) {
-    int rc = pg_hooks_authenticate(b, req);
+    struct pg_waiter w = {ops, conn};
+    int rc = admit(b, req, &w);
+    if (rc != PG_RC_PENDING)
+        pg_defers_settle(b, conn);
     if (rc != PG_HOOK_ALLOW) {
-        pg_authfail_record(b, req->id.peer);
         pg_msg_unref(req->will);
         return rc;
     }

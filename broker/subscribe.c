@@ -76,6 +76,16 @@ static int split(const char *f, size_t len, const char **tf, size_t *tlen, const
     return filter_valid(*tf, *tlen) ? shared : -1;
 }
 
+static int may_subscribe(pg_broker *b, pg_session *s, const char *f, size_t len) {
+    if (!b->has_authorize)
+        return PG_HOOK_ALLOW;
+    struct pg_waiter w = {s->ops, s->conn};
+    int rc = pg_hooks_authorize(b, &s->id, PG_ACCESS_SUBSCRIBE, f, len, s->conn ? &w : NULL);
+    if (rc != PG_RC_PENDING && s->conn)
+        pg_defers_settle(b, s->conn);
+    return rc == PG_HOOK_ALLOW || rc == PG_RC_PENDING ? rc : PG_RC_NOT_AUTHORIZED;
+}
+
 int pg_subscribe(pg_session *s, const char *f, size_t len, const struct pg_sub_opts *o) {
     pg_broker *b = s->broker;
     const char *tf, *g;
@@ -83,9 +93,9 @@ int pg_subscribe(pg_session *s, const char *f, size_t len, const struct pg_sub_o
     int shared = split(f, len, &tf, &tlen, &g, &glen);
     if (shared < 0 || len > 65535)
         return PG_RC_TOPIC_FILTER_INVALID;
-    if (b->has_authorize &&
-        pg_hooks_authorize(b, &s->id, PG_ACCESS_SUBSCRIBE, f, len) != PG_HOOK_ALLOW)
-        return PG_RC_NOT_AUTHORIZED;
+    int rc = may_subscribe(b, s, f, len);
+    if (rc != PG_HOOK_ALLOW)
+        return rc;
     if (b->cfg.max_subscriptions && s->n_subs >= b->cfg.max_subscriptions && !find_sub(s, f, len))
         return PG_RC_QUOTA_EXCEEDED;
     struct pg_sub sub = {.owner = s, .sub_id = o->sub_id, .qos = o->qos > 2 ? 2 : o->qos};

@@ -24,7 +24,7 @@ void pg_will_publish(pg_session *s) {
     s->will_at = 0;
     if (!w)
         return;
-    pg_publish(s->broker, s, w);
+    pg_publish_as(s->broker, s, w, 0);
     pg_msg_unref(w);
 }
 

@@ -174,6 +174,31 @@ static int check_file(struct ctx *x, const config_setting_t *s, const char *v) {
     return 0;
 }
 
+static int check_url(struct ctx *x, const config_setting_t *s, const char *v) {
+    if (!*v)
+        return 0;
+    size_t scheme = !strncmp(v, "http://", 7) ? 7 : !strncmp(v, "https://", 8) ? 8 : 0;
+    if (!scheme || !v[scheme] || v[scheme] == '/' || strpbrk(v, " \t\r\n"))
+        return fail(x, s, "'%s' must be an http:// or https:// URL with a host, not '%s'", x->path,
+                    v);
+    return 0;
+}
+
+static int check_one_of(struct ctx *x, const config_setting_t *s, const char *v, const char *a,
+                        const char *b) {
+    if (!strcmp(v, a) || !strcmp(v, b))
+        return 0;
+    return fail(x, s, "'%s' must be \"%s\" or \"%s\", not '%s'", x->path, a, b, v);
+}
+
+static int check_on_error(struct ctx *x, const config_setting_t *s, const char *v) {
+    return check_one_of(x, s, v, "deny", "allow");
+}
+
+static int check_format(struct ctx *x, const config_setting_t *s, const char *v) {
+    return check_one_of(x, s, v, "form", "json");
+}
+
 static int check_mountpoint(struct ctx *x, const config_setting_t *s, const char *v) {
     if (strpbrk(v, "+#"))
         return fail(x, s, "'%s' must not contain '+' or '#'", x->path);
@@ -221,6 +246,17 @@ static int topic_finish(struct ctx *x, void *base, const config_setting_t *g) {
         return fail(x, g, "'%s.id' is required", x->path);
     if (!t->topic)
         return fail(x, g, "'%s.topic' is required", x->path);
+    return 0;
+}
+
+/* The HTTP backend decides every named client's login, so a password file next to it
+ * would never be read: say so rather than leave a file that looks in force. */
+static int auth_finish(struct ctx *x, void *base, const config_setting_t *g) {
+    const struct pg_config *c = x->root;
+    if (*c->auth.password_file && *c->auth.http.url)
+        return fail(x, g,
+                    "'auth.password_file' and 'auth.http.url' cannot both be set: "
+                    "choose one way to check passwords");
     return 0;
 }
 
@@ -331,6 +367,16 @@ static const struct key broker_keys[] = {
     INT("max_connections", CFG(broker.max_connections), 0, 0, INT_MAX),
     INT("max_subscriptions", CFG(broker.max_subscriptions), 0, 0, INT_MAX),
 };
+static const struct key auth_http_keys[] = {
+    STR("url", CFG(auth.http.url), "", check_url),
+    STR("acl_url", CFG(auth.http.acl_url), "", check_url),
+    INT("timeout_ms", CFG(auth.http.timeout_ms), 5000, 1, 60000),
+    INT("cache_seconds", CFG(auth.http.cache_seconds), 60, 0, INT_MAX),
+    INT("cache_size", CFG(auth.http.cache_size), 4096, 1, 1 << 24),
+    STR("on_error", CFG(auth.http.on_error), "deny", check_on_error),
+    STR("format", CFG(auth.http.format), "form", check_format),
+};
+static const struct table auth_http_table = TABLE(auth_http_keys, NULL, NULL);
 static const struct key auth_keys[] = {
     BOOL("allow_anonymous", CFG(auth.allow_anonymous), true),
     STR("password_file", CFG(auth.password_file), "", check_file),
@@ -338,13 +384,14 @@ static const struct key auth_keys[] = {
     INT("failure_threshold", CFG(auth.failure_threshold), 3, 0, INT_MAX),
     INT("failure_delay_ms", CFG(auth.failure_delay_ms), 1000, 0, 600000),
     INT("failure_delay_max_ms", CFG(auth.failure_delay_max_ms), 30000, 0, 600000),
+    GROUP("http", 0, auth_http_table),
 };
 static const struct key log_keys[] = {
     STR("file", CFG(log.file), "", NULL),
     STR("level", CFG(log.level), "info", check_level),
 };
 static const struct table broker_table = TABLE(broker_keys, NULL, NULL);
-static const struct table auth_table = TABLE(auth_keys, NULL, NULL);
+static const struct table auth_table = TABLE(auth_keys, NULL, auth_finish);
 static const struct table log_table = TABLE(log_keys, NULL, NULL);
 
 static const struct proto p_mqtt = {"0.0.0.0", 1883, false};

@@ -61,6 +61,15 @@ struct pg_config {
         int failure_threshold;    /* 3: failed logins per address before delays */
         int failure_delay_ms;     /* 1000: first delay, doubling; 0 = never delay */
         int failure_delay_max_ms; /* 30000 */
+        struct {
+            char *url;         /* "": no HTTP authentication */
+            char *acl_url;     /* "": no HTTP access control */
+            int timeout_ms;    /* 5000; 1..60000 */
+            int cache_seconds; /* 60; 0 = answers are not reused */
+            int cache_size;    /* 4096 answers; 1.. */
+            char *on_error;    /* "deny" | "allow": when the backend fails */
+            char *format;      /* "form" | "json": the request body */
+        } http;
     } auth;
     struct {
         char *file;  /* "" = stderr */

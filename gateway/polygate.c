@@ -22,6 +22,7 @@
 
 #include "adapters/mqtt/mqtt_lws.h"
 #include "broker/auth.h"
+#include "gateway/auth_http.h"
 #include "gateway/log.h"
 #include "gateway/polygate.h"
 
@@ -45,8 +46,9 @@ struct listener {
 struct polygate {
     pg_broker *broker;
     pg_auth *auth;
-    struct ev_loop *loop; /* epoll-backed: lws's own poll() is O(connections) per wakeup */
-    ev_check clock;       /* sets the broker's clock after each poll, before any I/O */
+    pg_auth_http *auth_http; /* NULL unless auth.http has a url */
+    struct ev_loop *loop;    /* epoll-backed: lws's own poll() is O(connections) per wakeup */
+    ev_check clock;          /* sets the broker's clock after each poll, before any I/O */
     struct lws_context *cx;
     struct listener *listeners;
     int n_listeners;
@@ -220,6 +222,24 @@ static pg_auth *start_auth(pg_broker *b, const struct pg_config *cfg, char *err,
     return pg_auth_new(b, &ac, err, n);
 }
 
+/* Registered before the file hooks: see auth_http.h. */
+static int start_auth_http(struct polygate *g, const struct pg_config *cfg, char *err, size_t n) {
+    const typeof(cfg->auth.http) *hc = &cfg->auth.http;
+    if (!*hc->url && !*hc->acl_url)
+        return 0;
+    struct pg_auth_http_config c = {
+        .url = hc->url,
+        .acl_url = hc->acl_url,
+        .timeout_ms = hc->timeout_ms,
+        .cache_seconds = hc->cache_seconds,
+        .cache_size = hc->cache_size,
+        .allow_on_error = !strcmp(hc->on_error, "allow"),
+        .json = !strcmp(hc->format, "json"),
+    };
+    g->auth_http = pg_auth_http_new(g->broker, g->cx, &c, err, n);
+    return g->auth_http ? 0 : -1;
+}
+
 static void broker_config_from(struct pg_broker_config *bc, const struct pg_config *cfg) {
     pg_broker_config_defaults(bc);
     bc->max_packet_size = (uint32_t)cfg->broker.max_packet_size;
@@ -270,7 +290,8 @@ struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t err
         return NULL;
     }
     pg_broker_tick(g->broker, lws_now_usecs() / 1000);
-    if (!(g->auth = start_auth(g->broker, cfg, err, errlen))) {
+    if (start_auth_http(g, cfg, err, errlen) < 0 ||
+        !(g->auth = start_auth(g->broker, cfg, err, errlen))) {
         polygate_free(g);
         return NULL;
     }
@@ -335,6 +356,7 @@ void polygate_free(struct polygate *g) {
         return;
     if (g->broker)
         pg_broker_shutdown(g->broker); /* wills out; adapters are kicked */
+    pg_auth_http_stop(g->auth_http);   /* closing its requests answers nobody */
     if (g->cx) {
         /* Let kicked connections write their DISCONNECT before the context goes. */
         for (int i = 0; i < 4; i++)
@@ -347,6 +369,7 @@ void polygate_free(struct polygate *g) {
     }
     pg_broker_free(g->broker);
     pg_auth_free(g->auth); /* after the broker: its hooks point here */
+    pg_auth_http_free(g->auth_http);
     while (g->timers) {
         struct timer *t = g->timers;
         g->timers = t->next;

@@ -31,6 +31,7 @@ struct mqtt_conn {
     uint8_t request_problem_info;
     uint8_t zero_expiry;     /* session expiry was 0 at CONNECT */
     uint8_t held;            /* a refusal waits out the failed-authentication delay */
+    uint8_t waiting;         /* a packet waits for a remote auth answer (PG_RC_PENDING) */
     struct pg_buf in;        /* a partial packet carried over between reads */
     struct pg_buf ctl;       /* replies queued until writable */
     uint32_t max_out_packet; /* client's Maximum Packet Size, 0 = none */
@@ -39,11 +40,20 @@ struct mqtt_conn {
     char **alias_in;             /* [alias_in_max + 1], lazily allocated */
     struct alias_out *alias_out; /* [alias_out_max], lazily allocated */
     uint16_t n_alias_out, alias_out_next;
+    uint8_t *sub_codes; /* a SUBSCRIBE that waits: the codes of the filters done */
+    uint32_t sub_done;
+    char auto_id[32]; /* an assigned client id, kept while its CONNECT waits */
 };
+
+/* What a packet handler returns besides 0 (handled) and -1 (close now): the packet
+ * waits for a remote answer and is handled again on resume. */
+#define MQTT_WAIT 1
 
 /* mqtt_conn.c */
 int mqtt_send(struct mqtt_conn *c, const struct mqtt_packet *p);
 int mqtt_send_ack(struct mqtt_conn *c, int type, uint16_t packet_id, uint8_t reason);
+/* A remote auth answer came: handle the packet that waited, and what followed. */
+void mqtt_conn_resume(struct mqtt_conn *c);
 /* Marks the connection closing; a connected v5 client is told `reason` with a
  * DISCONNECT first. Returns 1 when a DISCONNECT was queued. */
 int mqtt_close_with(struct mqtt_conn *c, uint8_t reason);

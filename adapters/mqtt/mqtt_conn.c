@@ -161,17 +161,35 @@ static long process(struct mqtt_conn *c, const uint8_t *buf, size_t len) {
                                                             : "bad remaining length");
         if (r == 0)
             break;
-        if (handle_packet(c, buf + off, plen) < 0)
+        r = handle_packet(c, buf + off, plen);
+        if (r < 0)
             return -1;
+        if (r == MQTT_WAIT) { /* this packet is handled again on resume */
+            c->waiting = 1;
+            break;
+        }
         off += plen;
     }
     return (long)off;
+}
+
+/* Handles what c->in holds. Returns 0, or -1 to close. */
+static int process_held(struct mqtt_conn *c) {
+    long used = process(c, pg_buf_data(&c->in), c->in.len);
+    if (used < 0)
+        return -1;
+    pg_buf_consume(&c->in, (size_t)used);
+    if (c->in.len == 0)
+        pg_buf_free(&c->in); /* idle connections keep no buffer */
+    return 0;
 }
 
 int mqtt_conn_input(struct mqtt_conn *c, const uint8_t *data, size_t len) {
     if (c->closing)
         return 0;
     pg_broker_count_bytes(c->broker, len, 0);
+    if (c->waiting) /* the transport stops reading soon; keep what came meanwhile */
+        return pg_buf_append(&c->in, data, len);
     if (c->in.len == 0) {
         long used = process(c, data, len);
         if (used < 0)
@@ -182,13 +200,20 @@ int mqtt_conn_input(struct mqtt_conn *c, const uint8_t *data, size_t len) {
     }
     if (pg_buf_append(&c->in, data, len) < 0)
         return -1;
-    long used = process(c, pg_buf_data(&c->in), c->in.len);
-    if (used < 0)
-        return -1;
-    pg_buf_consume(&c->in, (size_t)used);
-    if (c->in.len == 0)
-        pg_buf_free(&c->in); /* idle connections keep no buffer */
-    return 0;
+    return process_held(c);
+}
+
+void mqtt_conn_resume(struct mqtt_conn *c) {
+    c->waiting = 0;
+    if (!c->closing && c->in.len && process_held(c) < 0) {
+        c->tr->close(c->t);
+        return;
+    }
+    c->tr->request_write(c->t); /* the transport reads again once writable */
+}
+
+int mqtt_conn_waiting(const struct mqtt_conn *c) {
+    return c->waiting;
 }
 
 void mqtt_conn_wake(struct mqtt_conn *c) {
@@ -243,12 +268,14 @@ size_t mqtt_conn_backlog(const struct mqtt_conn *c) {
 }
 
 void mqtt_conn_closed(struct mqtt_conn *c) {
+    pg_forget_conn(c->broker, c);
     if (c->session) {
         if (!c->clean_close)
             mqtt_log_peer(c, PG_LOG_INFO, "connection lost");
         pg_disconnect(c->session, c->clean_close ? PG_DISC_NORMAL : PG_DISC_WITH_WILL, NULL);
     }
     mqtt_aliases_free(c);
+    free(c->sub_codes);
     pg_buf_free(&c->in);
     pg_buf_free(&c->ctl);
     free(c->peer);

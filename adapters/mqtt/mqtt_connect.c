@@ -28,7 +28,11 @@ static void on_kick(void *conn, uint8_t reason) {
     c->tr->request_write(c->t);
 }
 
-const struct pg_conn_ops mqtt_conn_ops = {on_wakeup, on_kick};
+static void on_resume(void *conn) {
+    mqtt_conn_resume(conn);
+}
+
+const struct pg_conn_ops mqtt_conn_ops = {on_wakeup, on_kick, on_resume};
 
 static uint8_t v3_code(uint8_t reason) {
     switch (reason) {
@@ -99,7 +103,8 @@ static int check_will(struct mqtt_conn *c, const struct mqtt_connect *k) {
     return 0;
 }
 
-/* The client id to use, or NULL when the CONNECT's must be refused. */
+/* The client id to use, or NULL when the CONNECT's must be refused. An assigned
+ * id stays the same when the CONNECT is handled again after waiting. */
 static const char *pick_client_id(struct mqtt_conn *c, const struct mqtt_connect *k, char *buf,
                                   size_t n, int *assigned) {
     *assigned = 0;
@@ -113,9 +118,10 @@ static const char *pick_client_id(struct mqtt_conn *c, const struct mqtt_connect
     /* v3.1.1 allows an empty id only with a clean session; v3.1 not at all. */
     if (k->version == MQTT_V31 || (k->version == MQTT_V311 && !k->clean_start))
         return NULL;
-    random_client_id(buf, n);
+    if (!c->auto_id[0])
+        random_client_id(c->auto_id, sizeof c->auto_id);
     *assigned = 1;
-    return buf;
+    return c->auto_id;
 }
 
 /* With a cap below 65535, a client asking for more (or for none) is told the cap
@@ -257,6 +263,8 @@ int mqtt_on_connect(struct mqtt_conn *c, struct mqtt_packet *p) {
     int present = 0;
     pg_session *s = NULL;
     int rc = pg_connect(c->broker, &req, &mqtt_conn_ops, c, &s, &present);
+    if (rc == PG_RC_PENDING)
+        return MQTT_WAIT;
     if (rc)
         return refuse_after_delay(c, (uint8_t)rc, &req.id);
     c->session = s;

@@ -155,6 +155,11 @@ int mqtt_on_publish(struct mqtt_conn *c, struct mqtt_packet *p) {
         return mqtt_fail(c, MQTT_RC_UNSPECIFIED, "out of memory");
     int rc = pg_publish(c->broker, c->session, m);
     pg_msg_unref(m);
+    if (rc == PG_RC_PENDING) {
+        if (pub->qos == 2) /* not routed yet: the id is new again on resume */
+            pg_qos2_released(c->session, pub->packet_id);
+        return MQTT_WAIT;
+    }
     if (rc >= 0x80)
         mqtt_log_peer(c, PG_LOG_INFO, "publish to '%.*s' refused (0x%02X)", (int)pub->topic.len,
                       (const char *)pub->topic.p, rc);

@@ -20,7 +20,8 @@ static int send_suback(struct mqtt_conn *c, int type, uint16_t id, const uint8_t
     return mqtt_send(c, &p);
 }
 
-static uint8_t subscribe_one(struct mqtt_conn *c, const mqtt_str *f, uint8_t opt, uint32_t sub_id) {
+/* The SUBACK code for one filter, or PG_RC_PENDING. */
+static int subscribe_one(struct mqtt_conn *c, const mqtt_str *f, uint8_t opt, uint32_t sub_id) {
     struct pg_sub_opts o = {
         .qos = MQTT_SUBOPT_QOS(opt),
         .sub_id = sub_id,
@@ -33,6 +34,8 @@ static uint8_t subscribe_one(struct mqtt_conn *c, const mqtt_str *f, uint8_t opt
     mqtt_str mf = *f;
     int rc = mqtt_mount(c, &mf) < 0 ? PG_RC_TOPIC_FILTER_INVALID
                                     : pg_subscribe(c->session, (const char *)mf.p, mf.len, &o);
+    if (rc == PG_RC_PENDING)
+        return rc;
     if (rc >= 0x80) {
         mqtt_log_peer(c, PG_LOG_INFO, "subscribe to '%.*s' refused (0x%02X)", (int)f->len,
                       (const char *)f->p, rc);
@@ -44,20 +47,33 @@ static uint8_t subscribe_one(struct mqtt_conn *c, const mqtt_str *f, uint8_t opt
 int mqtt_on_subscribe(struct mqtt_conn *c, struct mqtt_packet *p) {
     struct mqtt_subscribe *s = &p->u.subscribe;
     uint32_t sub_id = s->props.n_sub_ids ? s->props.sub_ids[0] : 0;
-    uint8_t *codes = malloc(s->count); /* bounded by the packet size */
+    /* Handled again after waiting: the filters done before keep their codes. */
+    uint8_t *codes = c->sub_codes ? c->sub_codes : malloc(s->count); /* bounded by the packet */
+    c->sub_codes = NULL;
     if (!codes)
         return mqtt_fail(c, MQTT_RC_UNSPECIFIED, "out of memory");
     uint32_t n = 0, cur = 0;
     mqtt_str f;
     uint8_t opt;
     while (mqtt_sub_next(s, &cur, &f, &opt)) {
+        if (n < c->sub_done) {
+            n++;
+            continue;
+        }
         if (c->version == MQTT_V5 && (opt & MQTT_SUBOPT_NO_LOCAL) && f.len >= 7 &&
             !memcmp(f.p, "$share/", 7)) {
             free(codes);
             return mqtt_fail(c, MQTT_RC_PROTOCOL_ERROR, "no local on a shared subscription");
         }
-        codes[n++] = subscribe_one(c, &f, opt, sub_id);
+        int code = subscribe_one(c, &f, opt, sub_id);
+        if (code == PG_RC_PENDING) {
+            c->sub_codes = codes;
+            c->sub_done = n;
+            return MQTT_WAIT;
+        }
+        codes[n++] = (uint8_t)code;
     }
+    c->sub_done = 0;
     int rc = send_suback(c, MQTT_SUBACK, s->packet_id, codes, n);
     free(codes);
     return rc;

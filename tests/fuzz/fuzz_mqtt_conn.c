@@ -4,8 +4,12 @@
  * with output drained and time advanced between chunks. Finds crashes, leaks and
  * undefined behaviour in the state machines, not only in the codec.
  *
- * Input format: repeated [1 byte: conn index (bit 0) | drain (bit 1) | tick (bit 2)]
- * [1 byte: chunk length] [chunk bytes].
+ * A hook can make questions wait for a later answer, as the HTTP auth backend does,
+ * so the adapter's waiting and resuming is fuzzed too.
+ *
+ * Input format: repeated [1 byte: conn index (bit 0) | drain (bit 1) | tick (bit 2)
+ * | toggle deferring (bit 3) | answer the oldest waiting question (bit 4) with a
+ * refusal (bit 5) or an allow] [1 byte: chunk length] [chunk bytes].
  */
 #include <stdint.h>
 #include <string.h>
@@ -30,6 +34,41 @@ static int fake_peer_cn(void *t, char *buf, size_t n) {
 static const struct mqtt_transport tr = {fake_write, fake_close, fake_timeout, fake_wake_after,
                                          fake_peer_cn};
 
+/* ---- a hook that answers later ---- */
+
+static pg_broker *broker;
+static int deferring;
+static pg_defer *waiting[8];
+static int n_waiting;
+
+static int later(void) {
+    if (!deferring || n_waiting == 8)
+        return PG_HOOK_PASS;
+    pg_defer *d = pg_hook_defer(broker);
+    if (!d)
+        return PG_HOOK_PASS;
+    waiting[n_waiting++] = d;
+    return PG_HOOK_PENDING;
+}
+
+static int hook_authenticate(void *ud, const struct pg_identity *id, const void *pw, size_t n,
+                             int has) {
+    return later();
+}
+
+static int hook_authorize(void *ud, const struct pg_identity *id, int access, const char *t,
+                          size_t n) {
+    return later();
+}
+
+static void answer_oldest(int refuse) {
+    if (!n_waiting)
+        return;
+    pg_defer *d = waiting[0];
+    memmove(waiting, waiting + 1, (size_t)--n_waiting * sizeof waiting[0]);
+    pg_defer_answer(d, refuse ? PG_RC_NOT_AUTHORIZED : PG_HOOK_ALLOW);
+}
+
 static void drain(struct fake *f, struct pg_buf *out) {
     out->len = 0;
     if (f->c && !f->closed && mqtt_conn_output(f->c, out, 1 << 16) < 0)
@@ -50,6 +89,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bc.max_queued_messages = 8;
     bc.sys_interval = 1;
     pg_broker *b = pg_broker_new(&bc);
+    struct pg_hooks hooks = {.authenticate = hook_authenticate, .authorize = hook_authorize};
+    pg_broker_add_hooks(b, &hooks);
+    broker = b;
+    deferring = 0;
+    n_waiting = 0;
     struct mqtt_settings set = {.max_topic_alias = 4};
     struct pg_buf out = {0};
     struct fake conns[2];
@@ -64,6 +108,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (n > size - i)
             n = (uint8_t)(size - i);
         struct fake *f = &conns[op & 1];
+        if (op & 8)
+            deferring = !deferring;
+        if (op & 16)
+            answer_oldest(op & 32);
         if (f->closed) { /* reconnect: a fresh connection on the same slot */
             mqtt_conn_closed(f->c);
             open_conn(b, &set, f);

@@ -55,9 +55,33 @@ struct world {
     size_t auth_password_len;
     int deny;                /* PG_ACCESS_* bits that authorize refuses... */
     const char *deny_client; /* ...for this client only (NULL: for everyone) */
+    int defer;               /* DEFER_AUTH and PG_ACCESS_* bits the hooks defer */
+    pg_defer *ticket;        /* the last deferred question */
+    int authorize_calls;
+    int undeferrable; /* pg_hook_defer said nobody can wait */
     int events[N_EV];
     struct ev_rec last[N_EV];
 };
+
+#define DEFER_AUTH 0x100
+
+static int resumes; /* fake_resume calls, any connection */
+
+/* Defers the question when w->defer has `bit`; returns PG_HOOK_PENDING, or
+ * PG_HOOK_PASS when nobody can wait for it. */
+static int maybe_defer(struct world *w, int bit, int *rc) {
+    if (!(w->defer & bit))
+        return 0;
+    pg_defer *d = pg_hook_defer(w->b);
+    if (!d) {
+        w->undeferrable++;
+        *rc = PG_HOOK_PASS;
+        return 1;
+    }
+    w->ticket = d;
+    *rc = PG_HOOK_PENDING;
+    return 1;
+}
 
 static void copy_str(char *dst, size_t cap, const void *s, size_t len) {
     snprintf(dst, cap, "%.*s", (int)len, (const char *)s);
@@ -69,12 +93,19 @@ static int hook_authenticate(void *ud, const struct pg_identity *id, const void 
     w->auth_calls++;
     w->auth_has_password = has_password;
     w->auth_password_len = password_len;
+    int rc;
+    if (maybe_defer(w, DEFER_AUTH, &rc))
+        return rc;
     return w->auth_rc;
 }
 
 static int hook_authorize(void *ud, const struct pg_identity *id, int access, const char *topic,
                           size_t topic_len) {
     struct world *w = ud;
+    int rc;
+    w->authorize_calls++;
+    if (maybe_defer(w, access, &rc))
+        return rc;
     if ((w->deny & access) && (!w->deny_client || strcmp(w->deny_client, id->client_id) == 0))
         return PG_RC_NOT_AUTHORIZED;
     return PG_HOOK_PASS;
@@ -103,6 +134,7 @@ static int setup(void **state) {
     if (!w)
         return -1;
     w->auth_rc = PG_HOOK_PASS;
+    resumes = 0;
     *state = w;
     return 0;
 }
@@ -167,7 +199,11 @@ static void fake_kick(void *conn, uint8_t reason) {
     c->s = NULL; /* already detached: the adapter must not use it again */
 }
 
-static const struct pg_conn_ops fake_ops = {fake_wakeup, fake_kick};
+static void fake_resume(void *conn) {
+    resumes++;
+}
+
+static const struct pg_conn_ops fake_ops = {fake_wakeup, fake_kick, fake_resume};
 
 /* ---- messages, connections, subscriptions ---- */
 
@@ -1335,6 +1371,120 @@ static void test_authorize_read_denied_for_one_session(void **state) {
     assert_int_equal(pending(&b), 0);
 }
 
+/* ---- hooks that answer later ---- */
+
+static void test_deferred_authentication(void **state) {
+    struct world *w = start(state, NULL);
+    struct client a;
+    w->defer = DEFER_AUTH;
+    /* The will is released while waiting (ASan), and nothing is attached. */
+    struct copts o = {.username = "u", .password = "p", .will_topic = "w"};
+    assert_int_equal(connect_o(w, &a, "a", o), PG_RC_PENDING);
+    assert_null(a.s);
+    assert_int_equal(w->events[PG_EV_CONNECTED], 0);
+    assert_int_equal(resumes, 0);
+    pg_defer_answer(w->ticket, PG_RC_BAD_USERNAME_OR_PASSWORD);
+    assert_int_equal(resumes, 1);
+    /* Asked again, the answer is the hook's, without calling it. */
+    assert_int_equal(connect_o(w, &a, "a", o), PG_RC_BAD_USERNAME_OR_PASSWORD);
+    assert_int_equal(w->auth_calls, 1);
+    /* The answer was for that attempt only: the next one asks again. */
+    assert_int_equal(connect_o(w, &a, "a", o), PG_RC_PENDING);
+    assert_int_equal(w->auth_calls, 2);
+    pg_defer_answer(w->ticket, PG_HOOK_ALLOW);
+    connect_c(w, &a, "a", o);
+    assert_int_equal(w->events[PG_EV_CONNECTED], 1);
+}
+
+/* A CONNECT asks about its credentials, then its will's topic: both may wait, and
+ * the first answer holds while the second is awaited. */
+static void test_deferred_connect_with_will(void **state) {
+    struct world *w = start(state, NULL);
+    struct client a;
+    w->defer = DEFER_AUTH | PG_ACCESS_WRITE;
+    struct copts o = {.username = "u", .will_topic = "w"};
+    assert_int_equal(connect_o(w, &a, "a", o), PG_RC_PENDING);
+    pg_defer_answer(w->ticket, PG_HOOK_ALLOW);
+    assert_int_equal(connect_o(w, &a, "a", o), PG_RC_PENDING);
+    assert_int_equal(w->auth_calls, 1);
+    pg_defer_answer(w->ticket, PG_RC_NOT_AUTHORIZED);
+    assert_int_equal(resumes, 2);
+    assert_int_equal(connect_o(w, &a, "a", o), PG_RC_NOT_AUTHORIZED);
+    assert_int_equal(w->auth_calls, 1);
+    assert_int_equal(w->authorize_calls, 1);
+}
+
+static void test_deferred_publish_and_subscribe(void **state) {
+    struct world *w = start(state, NULL);
+    struct client a, b;
+    online(w, &a, "a");
+    online(w, &b, "b");
+    subscribe(&b, "t", 1);
+    w->defer = PG_ACCESS_WRITE | PG_ACCESS_SUBSCRIBE;
+    assert_int_equal(publish(w, &a, "t", "x", 1), PG_RC_PENDING);
+    assert_int_equal(pending(&b), 0);
+    assert_int_equal(w->events[PG_EV_PUBLISHED], 0);
+    pg_defer_answer(w->ticket, PG_HOOK_ALLOW);
+    assert_int_equal(publish(w, &a, "t", "x", 1), PG_RC_SUCCESS);
+    expect_one(&b, "t", "x");
+    assert_int_equal(publish(w, &a, "t", "y", 1), PG_RC_PENDING);
+    pg_defer_answer(w->ticket, PG_RC_NOT_AUTHORIZED);
+    assert_int_equal(publish(w, &a, "t", "y", 1), PG_RC_NOT_AUTHORIZED);
+    assert_int_equal(pending(&b), 0);
+
+    assert_int_equal(subscribe_o(&a, "s/#", (struct pg_sub_opts){.qos = 1}), PG_RC_PENDING);
+    assert_int_equal(w->events[PG_EV_SUBSCRIBED], 1); /* b's only */
+    pg_defer_answer(w->ticket, PG_HOOK_ALLOW);
+    assert_int_equal(resumes, 3);
+    subscribe(&a, "s/#", 1);
+    /* Deliveries cannot wait: the hook is told so and must answer at once. */
+    w->defer = PG_ACCESS_READ;
+    assert_int_equal(publish(w, NULL, "s/1", "z", 1), PG_RC_SUCCESS);
+    assert_true(w->undeferrable > 0);
+    expect_one(&a, "s/1", "z");
+}
+
+/* An answer of "no opinion" goes on down the chain from the hook after it. */
+static int refuse_all(void *ud, const struct pg_identity *id, const void *pw, size_t n, int has) {
+    (*(int *)ud)++;
+    return PG_RC_NOT_AUTHORIZED;
+}
+
+static void test_deferred_pass_continues_chain(void **state) {
+    struct world *w = start(state, NULL);
+    int calls = 0;
+    struct pg_hooks h = {.authenticate = refuse_all, .ud = &calls};
+    assert_int_equal(pg_broker_add_hooks(w->b, &h), 0);
+    struct client a;
+    w->defer = DEFER_AUTH;
+    assert_int_equal(connect_o(w, &a, "a", (struct copts){.username = "u"}), PG_RC_PENDING);
+    assert_int_equal(calls, 0);
+    pg_defer_answer(w->ticket, PG_HOOK_PASS);
+    assert_int_equal(connect_o(w, &a, "a", (struct copts){.username = "u"}), PG_RC_NOT_AUTHORIZED);
+    assert_int_equal(calls, 1);
+    assert_int_equal(w->auth_calls, 1);
+}
+
+/* A connection that goes away while waiting is not resumed; the late answer is
+ * dropped (ASan checks nothing leaks or is used after free). */
+static void test_deferred_answer_after_close(void **state) {
+    struct world *w = start(state, NULL);
+    struct client a, b;
+    w->defer = DEFER_AUTH;
+    assert_int_equal(connect_o(w, &a, "a", (struct copts){0}), PG_RC_PENDING);
+    pg_defer *first = w->ticket;
+    assert_int_equal(connect_o(w, &b, "b", (struct copts){0}), PG_RC_PENDING);
+    pg_forget_conn(w->b, &a);
+    pg_defer_answer(first, PG_HOOK_ALLOW);
+    assert_int_equal(resumes, 0);
+    pg_defer_answer(w->ticket, PG_HOOK_ALLOW);
+    assert_int_equal(resumes, 1);
+    /* b goes before asking again: its held answer is freed with it. */
+    pg_forget_conn(w->b, &b);
+    /* One left unanswered is freed with the broker. */
+    assert_int_equal(connect_o(w, &a, "c", (struct copts){0}), PG_RC_PENDING);
+}
+
 static void test_events_emitted(void **state) {
     struct world *w = start(state, NULL);
     struct client a, b;
@@ -1574,6 +1724,11 @@ int main(void) {
         T(test_authorize_write_denied),
         T(test_authorize_subscribe_denied),
         T(test_authorize_read_denied_for_one_session),
+        T(test_deferred_authentication),
+        T(test_deferred_connect_with_will),
+        T(test_deferred_publish_and_subscribe),
+        T(test_deferred_pass_continues_chain),
+        T(test_deferred_answer_after_close),
         T(test_events_emitted),
         T(test_qos2_acked_event_has_msg),
         T(test_inline_publish),

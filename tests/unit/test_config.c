@@ -98,6 +98,13 @@ static void assert_config_equal(const struct pg_config *a, const struct pg_confi
     assert_int_equal(a->auth.allow_anonymous, b->auth.allow_anonymous);
     assert_string_equal(a->auth.password_file, b->auth.password_file);
     assert_string_equal(a->auth.acl_file, b->auth.acl_file);
+    assert_string_equal(a->auth.http.url, b->auth.http.url);
+    assert_string_equal(a->auth.http.acl_url, b->auth.http.acl_url);
+    assert_int_equal(a->auth.http.timeout_ms, b->auth.http.timeout_ms);
+    assert_int_equal(a->auth.http.cache_seconds, b->auth.http.cache_seconds);
+    assert_int_equal(a->auth.http.cache_size, b->auth.http.cache_size);
+    assert_string_equal(a->auth.http.on_error, b->auth.http.on_error);
+    assert_string_equal(a->auth.http.format, b->auth.http.format);
     assert_string_equal(a->log.file, b->log.file);
     assert_string_equal(a->log.level, b->log.level);
     assert_group_equal(&a->mqtt, &b->mqtt);
@@ -133,6 +140,13 @@ static void test_defaults(void **state) {
     assert_true(c.auth.allow_anonymous);
     assert_string_equal(c.auth.password_file, "");
     assert_string_equal(c.auth.acl_file, "");
+    assert_string_equal(c.auth.http.url, "");
+    assert_string_equal(c.auth.http.acl_url, "");
+    assert_int_equal(c.auth.http.timeout_ms, 5000);
+    assert_int_equal(c.auth.http.cache_seconds, 60);
+    assert_int_equal(c.auth.http.cache_size, 4096);
+    assert_string_equal(c.auth.http.on_error, "deny");
+    assert_string_equal(c.auth.http.format, "form");
     assert_string_equal(c.log.file, "");
     assert_string_equal(c.log.level, "info");
     const struct pg_group_conf *groups[] = {&c.mqtt, &c.websocket, &c.mqttsn,
@@ -397,6 +411,39 @@ static void test_tls_errors(void **state) {
     unlink(cert);
 }
 
+static void test_auth_http(void **state) {
+    struct pg_config c;
+    load_ok(&c, "auth = { http = { url = \"https://auth.example:8443/login\";\n"
+                "  acl_url = \"http://127.0.0.1/acl\"; timeout_ms = 250; cache_seconds = 0;\n"
+                "  cache_size = 10; on_error = \"allow\"; format = \"json\"; }; };\n");
+    assert_string_equal(c.auth.http.url, "https://auth.example:8443/login");
+    assert_string_equal(c.auth.http.acl_url, "http://127.0.0.1/acl");
+    assert_int_equal(c.auth.http.timeout_ms, 250);
+    assert_int_equal(c.auth.http.cache_seconds, 0);
+    assert_int_equal(c.auth.http.cache_size, 10);
+    assert_string_equal(c.auth.http.on_error, "allow");
+    assert_string_equal(c.auth.http.format, "json");
+    pg_config_free(&c);
+    expect_error("auth = { http = {\n url = \"ftp://h/x\"; }; };\n",
+                 "2: 'auth.http.url' must be an http:// or https:// URL with a host, not "
+                 "'ftp://h/x'");
+    expect_error("auth = { http = { acl_url = \"http:///acl\"; }; };\n",
+                 "1: 'auth.http.acl_url' must be an http:// or https:// URL with a host, not "
+                 "'http:///acl'");
+    expect_error("auth = { http = { on_error = \"maybe\"; }; };\n",
+                 "1: 'auth.http.on_error' must be \"deny\" or \"allow\", not 'maybe'");
+    expect_error("auth = { http = { format = \"xml\"; }; };\n",
+                 "1: 'auth.http.format' must be \"form\" or \"json\", not 'xml'");
+    expect_error("auth = { http = { timeout_ms = 0; }; };\n",
+                 "1: 'auth.http.timeout_ms' must be between 1 and 60000");
+    expect_error("auth = { http = { cache_size = 0; }; };\n",
+                 "1: 'auth.http.cache_size' must be between 1 and 16777216");
+    expect_error("auth = {\n password_file = \"/dev/null\";\n"
+                 " http = { url = \"http://h/a\"; }; };\n",
+                 "1: 'auth.password_file' and 'auth.http.url' cannot both be set: choose one "
+                 "way to check passwords");
+}
+
 static void test_predefined_topic_errors(void **state) {
     expect_error("mqttsn = { predefined_topics = (\n"
                  "  { id = 7; topic = \"a\"; },\n"
@@ -429,6 +476,7 @@ int main(void) {
         cmocka_unit_test(test_duplicate_listener),
         cmocka_unit_test(test_tls_errors),
         cmocka_unit_test(test_predefined_topic_errors),
+        cmocka_unit_test(test_auth_http),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
