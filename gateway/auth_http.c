@@ -223,8 +223,11 @@ static void on_response(void *ud, int status) {
     if (status == PG_HTTP_TIMEOUT)
         pg_warn("auth http: %s: no answer within %d ms; %s", url, h->c.timeout_ms,
                 h->c.allow_on_error ? "allowed" : "refused");
+    else if (status < 0)
+        pg_warn("auth http: %s: request failed; %s", url,
+                h->c.allow_on_error ? "allowed" : "refused");
     else if (status < 200 || (status >= 300 && status < 400) || status >= 500)
-        pg_warn("auth http: %s: %s %d; %s", url, status < 0 ? "failed" : "status", status,
+        pg_warn("auth http: %s: status %d; %s", url, status,
                 h->c.allow_on_error ? "allowed" : "refused");
     else
         cache_put(h, q, verdict);
@@ -383,7 +386,7 @@ pg_auth_http *pg_auth_http_new(pg_broker *b, struct lws_context *cx,
         hooks.authenticate = authenticate;
     if (h->c.acl_url)
         hooks.authorize = authorize;
-    if (!h->cache || !(h->http = pg_http_client_new(cx, err, errlen)) ||
+    if (!h->cache || !(h->http = pg_http_client_new(cx, c->ca_file, err, errlen)) ||
         pg_broker_add_hooks(b, &hooks) < 0) {
         if (h->cache && h->http)
             snprintf(err, errlen, "out of memory");
@@ -391,6 +394,13 @@ pg_auth_http *pg_auth_http_new(pg_broker *b, struct lws_context *cx,
         return NULL;
     }
     return h;
+}
+
+void pg_auth_http_clear_cache(pg_auth_http *h) {
+    for (int i = 0; h && i < h->c.cache_size; i++) {
+        free(h->cache[i].key);
+        h->cache[i].key = NULL;
+    }
 }
 
 void pg_auth_http_stop(pg_auth_http *h) {

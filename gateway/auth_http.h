@@ -20,10 +20,11 @@ struct pg_auth_http_config {
     const char *url;     /* NULL or "": logins are not checked here */
     const char *acl_url; /* NULL or "": publish/subscribe are not checked here */
     int timeout_ms;
-    int cache_seconds;  /* 0: an answer serves only the question that asked it */
-    int cache_size;     /* answers kept */
-    int allow_on_error; /* the verdict when the service fails or times out */
-    int json;           /* body as JSON instead of a form */
+    int cache_seconds;   /* 0: an answer serves only the question that asked it */
+    int cache_size;      /* answers kept */
+    int allow_on_error;  /* the verdict when the service fails or times out */
+    int json;            /* body as JSON instead of a form */
+    const char *ca_file; /* NULL or "": the system's CAs verify an https service */
 };
 
 typedef struct pg_auth_http pg_auth_http;
@@ -31,6 +32,8 @@ typedef struct pg_auth_http pg_auth_http;
 /* Registers the hooks on b. Returns NULL with err set. */
 pg_auth_http *pg_auth_http_new(pg_broker *b, struct lws_context *cx,
                                const struct pg_auth_http_config *c, char *err, size_t errlen);
+/* Forgets every cached answer (SIGHUP: the service's rules may have changed). */
+void pg_auth_http_clear_cache(pg_auth_http *h);
 /* Before the lws context is destroyed: no answers after this. */
 void pg_auth_http_stop(pg_auth_http *h);
 /* After the broker and the lws context are gone. */

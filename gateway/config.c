@@ -375,6 +375,7 @@ static const struct key auth_http_keys[] = {
     INT("cache_size", CFG(auth.http.cache_size), 4096, 1, 1 << 24),
     STR("on_error", CFG(auth.http.on_error), "deny", check_on_error),
     STR("format", CFG(auth.http.format), "form", check_format),
+    STR("ca_file", CFG(auth.http.ca_file), "", check_file),
 };
 static const struct table auth_http_table = TABLE(auth_http_keys, NULL, NULL);
 static const struct key auth_keys[] = {

@@ -69,6 +69,7 @@ struct pg_config {
             int cache_size;    /* 4096 answers; 1.. */
             char *on_error;    /* "deny" | "allow": when the backend fails */
             char *format;      /* "form" | "json": the request body */
+            char *ca_file;     /* "": the system's CAs verify an https service */
         } http;
     } auth;
     struct {

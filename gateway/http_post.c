@@ -132,7 +132,8 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-struct pg_http_client *pg_http_client_new(struct lws_context *cx, char *err, size_t errlen) {
+struct pg_http_client *pg_http_client_new(struct lws_context *cx, const char *ca_file, char *err,
+                                          size_t errlen) {
     struct pg_http_client *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, errlen, "out of memory");
@@ -144,6 +145,7 @@ struct pg_http_client *pg_http_client_new(struct lws_context *cx, char *err, siz
     vi.port = CONTEXT_PORT_NO_LISTEN;
     vi.protocols = protocols;
     vi.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    vi.client_ssl_ca_filepath = ca_file && *ca_file ? ca_file : NULL;
     c->cx = cx;
     c->vh = lws_create_vhost(cx, &vi);
     if (!c->vh) {

@@ -18,7 +18,10 @@ struct pg_http_client;
 /* status: the HTTP status code, PG_HTTP_FAILED or PG_HTTP_TIMEOUT. */
 typedef void (*pg_http_done)(void *ud, int status);
 
-struct pg_http_client *pg_http_client_new(struct lws_context *cx, char *err, size_t errlen);
+/* ca_file: the CAs an https server's certificate must chain to (NULL or "": the
+ * system's). */
+struct pg_http_client *pg_http_client_new(struct lws_context *cx, const char *ca_file, char *err,
+                                          size_t errlen);
 /* No callback is made after this: call it before the lws context is destroyed. */
 void pg_http_client_stop(struct pg_http_client *c);
 /* After the lws context is destroyed. */

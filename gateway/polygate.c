@@ -235,6 +235,7 @@ static int start_auth_http(struct polygate *g, const struct pg_config *cfg, char
         .cache_size = hc->cache_size,
         .allow_on_error = !strcmp(hc->on_error, "allow"),
         .json = !strcmp(hc->format, "json"),
+        .ca_file = hc->ca_file,
     };
     g->auth_http = pg_auth_http_new(g->broker, g->cx, &c, err, n);
     return g->auth_http ? 0 : -1;
@@ -327,7 +328,9 @@ static void reload(struct polygate *g) {
     char err[512];
     if (pg_auth_reload(g->auth, err, sizeof err) < 0)
         pg_error("SIGHUP: %s; the previous password and ACL rules stay in force", err);
-    pg_notice("SIGHUP: log reopened, password and ACL files re-read");
+    pg_auth_http_clear_cache(g->auth_http);
+    pg_notice("SIGHUP: log reopened, password and ACL files re-read%s",
+              g->auth_http ? ", HTTP auth answers forgotten" : "");
 }
 
 int polygate_run(struct polygate *g) {

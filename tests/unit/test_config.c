@@ -105,6 +105,7 @@ static void assert_config_equal(const struct pg_config *a, const struct pg_confi
     assert_int_equal(a->auth.http.cache_size, b->auth.http.cache_size);
     assert_string_equal(a->auth.http.on_error, b->auth.http.on_error);
     assert_string_equal(a->auth.http.format, b->auth.http.format);
+    assert_string_equal(a->auth.http.ca_file, b->auth.http.ca_file);
     assert_string_equal(a->log.file, b->log.file);
     assert_string_equal(a->log.level, b->log.level);
     assert_group_equal(&a->mqtt, &b->mqtt);
@@ -147,6 +148,7 @@ static void test_defaults(void **state) {
     assert_int_equal(c.auth.http.cache_size, 4096);
     assert_string_equal(c.auth.http.on_error, "deny");
     assert_string_equal(c.auth.http.format, "form");
+    assert_string_equal(c.auth.http.ca_file, "");
     assert_string_equal(c.log.file, "");
     assert_string_equal(c.log.level, "info");
     const struct pg_group_conf *groups[] = {&c.mqtt, &c.websocket, &c.mqttsn,
