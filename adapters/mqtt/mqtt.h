@@ -53,9 +53,10 @@ int mqtt_conn_output(struct mqtt_conn *c, struct pg_buf *out, size_t limit);
 /* Bytes of replies waiting to be written: a transport stops reading while this is
  * high, so a client that sends without reading cannot grow it without bound. */
 size_t mqtt_conn_backlog(const struct mqtt_conn *c);
-/* Whether a packet waits for a remote auth answer: the transport stops reading
- * meanwhile, and reads again once mqtt_conn_output has been called. */
-int mqtt_conn_waiting(const struct mqtt_conn *c);
+/* Bytes of input held while a packet waits for a remote auth answer. A transport
+ * keeps reading (so it sees the client go away) until this is high, and reads
+ * again once it has called mqtt_conn_output. */
+size_t mqtt_conn_held_input(const struct mqtt_conn *c);
 /* The transport's wake_after timer fired: a held refusal may now be sent. */
 void mqtt_conn_wake(struct mqtt_conn *c);
 /* The transport is gone: ends the broker session's connection and frees c. */

@@ -188,7 +188,7 @@ int mqtt_conn_input(struct mqtt_conn *c, const uint8_t *data, size_t len) {
     if (c->closing)
         return 0;
     pg_broker_count_bytes(c->broker, len, 0);
-    if (c->waiting) /* the transport stops reading soon; keep what came meanwhile */
+    if (c->waiting) /* kept in order for after the answer */
         return pg_buf_append(&c->in, data, len);
     if (c->in.len == 0) {
         long used = process(c, data, len);
@@ -212,8 +212,8 @@ void mqtt_conn_resume(struct mqtt_conn *c) {
     c->tr->request_write(c->t); /* the transport reads again once writable */
 }
 
-int mqtt_conn_waiting(const struct mqtt_conn *c) {
-    return c->waiting;
+size_t mqtt_conn_held_input(const struct mqtt_conn *c) {
+    return c->waiting ? c->in.len : 0;
 }
 
 void mqtt_conn_wake(struct mqtt_conn *c) {

@@ -109,7 +109,7 @@ static int on_adopt(struct lws *wsi, struct pss *pss) {
 static int on_receive(struct lws *wsi, struct pss *pss, const uint8_t *in, size_t len) {
     if (!pss->c || mqtt_conn_input(pss->c, in, len) < 0)
         return -1;
-    if ((mqtt_conn_backlog(pss->c) > BACKLOG_HIGH || mqtt_conn_waiting(pss->c)) &&
+    if ((mqtt_conn_backlog(pss->c) > BACKLOG_HIGH || mqtt_conn_held_input(pss->c) > BACKLOG_HIGH) &&
         !pss->rx_paused) {
         lws_rx_flow_control(wsi, 0);
         pss->rx_paused = 1;
@@ -118,7 +118,7 @@ static int on_receive(struct lws *wsi, struct pss *pss, const uint8_t *in, size_
 }
 
 static int on_writeable(struct lws *wsi, struct pss *pss) {
-    if (pss->rx_paused && !mqtt_conn_waiting(pss->c)) {
+    if (pss->rx_paused && mqtt_conn_held_input(pss->c) <= BACKLOG_HIGH) {
         lws_rx_flow_control(wsi, 1); /* everything pending is about to be written */
         pss->rx_paused = 0;
     }

@@ -60,7 +60,19 @@ DEFAULT_CONFIG = {
     "acl_file": "",
     # every test client comes from 127.0.0.1: slowing refusals is off unless a test asks
     "auth_failure_delay_ms": 0,
+    # polygate's external HTTP auth backend, `auth.http = { ... }`: each key left at None is
+    # not written (the http group is left out when all are None); polygate only
+    "auth_http_url": None,
+    "auth_http_acl_url": None,
+    "auth_http_timeout_ms": None,
+    "auth_http_cache_seconds": None,
+    "auth_http_cache_size": None,
+    "auth_http_on_error": None,
+    "auth_http_format": None,
+    "auth_http_ca_file": None,
 }
+AUTH_HTTP_KEYS = ("url", "acl_url", "timeout_ms", "cache_seconds", "cache_size", "on_error",
+                  "format", "ca_file")
 
 
 def pytest_configure(config):
@@ -130,6 +142,19 @@ def tls_files():
 # ------------------------------------------------------------------ broker process
 
 
+def _auth_http_conf(cfg):
+    """`http = { ... }; ` for the auth group, from the auth_http_* keys set ("" if none)."""
+    items = []
+    for k in AUTH_HTTP_KEYS:
+        v = cfg["auth_http_" + k]
+        if v is None:
+            continue
+        if isinstance(v, str):
+            v = '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
+        items.append("%s = %s;" % (k, v))
+    return "http = { %s }; " % " ".join(items) if items else ""
+
+
 def _polygate_conf(cfg, port, tls_port, tls):
     b = lambda v: "true" if v else "false"
     listeners = ['{ bind = "%s"; port = %d; }' % (HOST, port)]
@@ -141,7 +166,7 @@ def _polygate_conf(cfg, port, tls_port, tls):
         "           max_keepalive = %d; retain_available = %s; sys_interval = %d;\n"
         "           max_topic_alias = %d; };\n"
         'auth = { allow_anonymous = %s; password_file = "%s"; acl_file = "%s";\n'
-        "         failure_delay_ms = %d; };\n"
+        "         failure_delay_ms = %d; %s};\n"
         'log = { level = "%s"; };\n'
         "mqtt = { enabled = true; listeners = ( %s ); %s};\n"
         "websocket = { enabled = false; };\nmqttsn = { enabled = false; };\n"
@@ -149,7 +174,8 @@ def _polygate_conf(cfg, port, tls_port, tls):
     ) % (cfg["max_packet_size"], cfg["max_inflight"], cfg["max_queued_messages"],
          cfg["max_keepalive"], b(cfg["retain_available"]), cfg["sys_interval"],
          cfg["max_topic_alias"], b(cfg["allow_anonymous"]), cfg["password_file"],
-         cfg["acl_file"], cfg["auth_failure_delay_ms"], cfg["log_level"], ",\n    ".join(listeners),
+         cfg["acl_file"], cfg["auth_failure_delay_ms"], _auth_http_conf(cfg), cfg["log_level"],
+         ",\n    ".join(listeners),
          "" if cfg["mqtt_allow_anonymous"] is None
          else "allow_anonymous = %s; " % b(cfg["mqtt_allow_anonymous"]))
 
