@@ -350,6 +350,15 @@ static const struct key mqttsn_keys[] = {
     LIST("predefined_topics", CFG(mqttsn_opts.predefined), CFG(mqttsn_opts.n_predefined),
          struct pg_predefined_topic, 0, topic_table, .root = true),
 };
+static const struct key websocket_keys[] = {
+    GROUP_KEYS(tcp_listener_table),
+    /* WebSocket's own options live in c->websocket_opts, hence .root */
+    STR("www_dir", CFG(websocket_opts.www_dir), "examples/web", NULL, .root = true),
+    INT("max_frame_size", CFG(websocket_opts.max_frame_size), 0, 0, INT_MAX, .root = true),
+    STR("allowed_origins", CFG(websocket_opts.allowed_origins), "", NULL, .root = true),
+    BOOL("trust_x_forwarded_for", CFG(websocket_opts.trust_x_forwarded_for), false, .root = true),
+};
+static const struct table websocket_table = TABLE(websocket_keys, NULL, NULL);
 static const struct table tcp_group_table = TABLE(tcp_group_keys, NULL, NULL);
 static const struct table udp_group_table = TABLE(udp_group_keys, NULL, NULL);
 static const struct table mqttsn_table = TABLE(mqttsn_keys, NULL, mqttsn_finish);
@@ -407,7 +416,7 @@ static const struct key root_keys[] = {
     GROUP("auth", 0, auth_table),
     GROUP("log", 0, log_table),
     GROUP("mqtt", CFG(mqtt), tcp_group_table, .proto = &p_mqtt),
-    GROUP("websocket", CFG(websocket), tcp_group_table, .proto = &p_websocket),
+    GROUP("websocket", CFG(websocket), websocket_table, .proto = &p_websocket),
     GROUP("mqttsn", CFG(mqttsn), mqttsn_table, .proto = &p_mqttsn),
     GROUP("coap", CFG(coap), udp_group_table, .proto = &p_coap),
     GROUP("stomp", CFG(stomp), tcp_group_table, .proto = &p_stomp),

@@ -83,6 +83,12 @@ struct pg_config {
     struct pg_group_conf stomp;     /* 61613 */
     struct pg_group_conf http;      /* 127.0.0.1:18083 */
     struct {
+        char *www_dir;              /* "examples/web": static files on the same port; "" = none */
+        int max_frame_size;         /* 0 = no limit (MQTT packets are bounded anyway) */
+        char *allowed_origins;      /* comma-separated Origin values; "" = any */
+        bool trust_x_forwarded_for; /* false */
+    } websocket_opts;
+    struct {
         int gateway_id; /* 1; 0..255 */
         bool qos_neg1;  /* true */
         struct pg_predefined_topic *predefined;

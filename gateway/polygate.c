@@ -59,6 +59,10 @@ struct polygate {
     int max_connections;
     int n_connections; /* across every listener */
     char *mqtt_mountpoint;
+    char *ws_mountpoint;
+    struct mqtt_ws_settings ws; /* strings owned */
+    char *www_dir;              /* absolute, NULL = no static files */
+    struct lws_http_mount www;
 };
 
 static void lws_log_emit(int level, const char *line) {
@@ -135,58 +139,104 @@ static void explain_bind_failure(const char *bind_addr, int port, char *why, siz
         close(fd);
 }
 
-static int open_mqtt_listener(struct polygate *g, const struct pg_listener_conf *lc, int index,
-                              char *err, size_t errlen) {
-    struct listener *l = &g->listeners[g->n_listeners];
-    memset(l, 0, sizeof *l);
-    snprintf(l->group, sizeof l->group, "mqtt");
+/* What differs between an MQTT listener over raw TCP and one over WebSocket. */
+struct listener_kind {
+    const char *group;    /* config group, polygate_port()'s name */
+    const char *protocol; /* identity and log name */
+    const char *scheme;   /* listener names: "mqtt", "mqtts", "ws", "wss" */
+    const char *tls_scheme;
+    const struct lws_protocols *protocols;
+};
+
+static const struct listener_kind raw_kind = {"mqtt", "mqtt", "mqtt", "mqtts", mqtt_raw_protocols};
+static const struct listener_kind ws_kind = {"websocket", "mqtt-ws", "ws", "wss",
+                                             mqtt_ws_protocols};
+
+static void set_listener_settings(struct polygate *g, struct listener *l,
+                                  const struct pg_listener_conf *lc, const char *mountpoint) {
     l->mqtt.broker = g->broker;
     l->mqtt.settings.max_topic_alias = (uint16_t)g->max_topic_alias;
     l->mqtt.settings.connect_timeout_s = 10;
-    l->mqtt.settings.mountpoint = g->mqtt_mountpoint;
+    l->mqtt.settings.mountpoint = mountpoint;
     l->mqtt.settings.use_identity_as_username = lc->tls && lc->tls_conf.use_identity_as_username;
     l->mqtt.tls = lc->tls;
     l->mqtt.max_connections = lc->max_connections;
     l->mqtt.total_connections = &g->n_connections;
     l->mqtt.total_max = g->max_connections;
+}
+
+static void set_vhost_tls(struct lws_context_creation_info *vi, const struct pg_listener_conf *lc) {
+    vi->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    vi->ssl_cert_filepath = lc->tls_conf.cert_file;
+    vi->ssl_private_key_filepath = lc->tls_conf.key_file;
+    vi->ssl_ca_filepath = lc->tls_conf.ca_file;
+    if (lc->tls_conf.require_certificate)
+        vi->options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+}
+
+static int open_listener(struct polygate *g, const struct listener_kind *k,
+                         const struct pg_listener_conf *lc, int index, const char *mountpoint,
+                         const struct lws_http_mount *mount, char *err, size_t errlen) {
+    struct listener *l = &g->listeners[g->n_listeners];
+    memset(l, 0, sizeof *l);
+    snprintf(l->group, sizeof l->group, "%s", k->group);
+    set_listener_settings(g, l, lc, mountpoint);
+    l->mqtt.protocol = k->protocol;
+    l->mqtt.ws = g->ws;
 
     struct lws_context_creation_info vi;
     memset(&vi, 0, sizeof vi);
     char vname[32];
-    snprintf(vname, sizeof vname, "mqtt-%d", index);
+    snprintf(vname, sizeof vname, "%s-%d", k->group, index);
     vi.vhost_name = vname;
     vi.port = lc->port;
     int any4 = !strcmp(lc->bind, "0.0.0.0"), v6 = strchr(lc->bind, ':') != NULL;
     vi.iface = any4 || !strcmp(lc->bind, "::") ? NULL : lc->bind;
-    vi.protocols = mqtt_raw_protocols;
-    vi.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
+    vi.protocols = k->protocols;
+    vi.mounts = mount;
     if (!v6)
         vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    vi.listen_accept_role = "raw-skt";
-    vi.listen_accept_protocol = "mqtt";
-    vi.user = &l->mqtt;
-    if (lc->tls) {
-        vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        vi.ssl_cert_filepath = lc->tls_conf.cert_file;
-        vi.ssl_private_key_filepath = lc->tls_conf.key_file;
-        vi.ssl_ca_filepath = lc->tls_conf.ca_file;
-        if (lc->tls_conf.require_certificate)
-            vi.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+    if (k == &raw_kind) {
+        vi.options |= LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
+        vi.listen_accept_role = "raw-skt";
+        vi.listen_accept_protocol = "mqtt";
     }
+    vi.user = &l->mqtt;
+    if (lc->tls)
+        set_vhost_tls(&vi, lc);
     l->vh = lws_create_vhost(g->cx, &vi);
     if (!l->vh) {
         char why[128];
         explain_bind_failure(lc->bind, lc->port, why, sizeof why);
-        snprintf(err, errlen, "cannot listen for mqtt%s on %s:%d: %s", lc->tls ? " (TLS)" : "",
-                 lc->bind, lc->port, why);
+        snprintf(err, errlen, "cannot listen for %s%s on %s:%d: %s", k->group,
+                 lc->tls ? " (TLS)" : "", lc->bind, lc->port, why);
         return -1;
     }
     int port = lws_get_vhost_listen_port(l->vh);
-    snprintf(l->mqtt.name, sizeof l->mqtt.name, v6 ? "mqtt%s:[%s]:%d" : "mqtt%s:%s:%d",
-             lc->tls ? "s" : "", lc->bind, port);
+    snprintf(l->mqtt.name, sizeof l->mqtt.name, v6 ? "%s:[%s]:%d" : "%s:%s:%d",
+             lc->tls ? k->tls_scheme : k->scheme, lc->bind, port);
     pg_notice("listening: %s", l->mqtt.name);
     g->n_listeners++;
     return 0;
+}
+
+/* The static files of the WebSocket port: a mount of www_dir at "/", or none when
+ * it is "" or missing (which is only worth a warning: the MQTT side works). */
+static const struct lws_http_mount *www_mount(struct polygate *g, const char *dir) {
+    if (!dir || !*dir)
+        return NULL;
+    char *abs = realpath(dir, NULL);
+    if (!abs) {
+        pg_warn("websocket.www_dir '%s': %s; no files are served", dir, strerror(errno));
+        return NULL;
+    }
+    g->www_dir = abs;
+    g->www.mountpoint = "/";
+    g->www.mountpoint_len = 1;
+    g->www.origin = abs;
+    g->www.def = "index.html";
+    g->www.origin_protocol = LWSMPRO_FILE;
+    return &g->www;
 }
 
 static void note_unavailable(const char *group, const struct pg_group_conf *gc) {
@@ -272,6 +322,10 @@ struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t err
     g->max_topic_alias = cfg->broker.max_topic_alias;
     g->max_connections = cfg->broker.max_connections;
     g->mqtt_mountpoint = strdup(cfg->mqtt.mountpoint ? cfg->mqtt.mountpoint : "");
+    g->ws_mountpoint = strdup(cfg->websocket.mountpoint ? cfg->websocket.mountpoint : "");
+    g->ws.max_frame_size = cfg->websocket_opts.max_frame_size;
+    g->ws.allowed_origins = strdup(cfg->websocket_opts.allowed_origins);
+    g->ws.trust_x_forwarded_for = cfg->websocket_opts.trust_x_forwarded_for;
     g->broker = pg_broker_new(&bc);
     g->loop = ev_loop_new(EVBACKEND_EPOLL);
     g->cx = g->loop ? create_context(g->loop) : NULL;
@@ -282,7 +336,8 @@ struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t err
         ev_check_start(g->loop, &g->clock);
     }
     int n = cfg->mqtt.enabled ? cfg->mqtt.n_listeners : 0;
-    g->listeners = calloc((size_t)n + 1, sizeof *g->listeners);
+    int n_ws = cfg->websocket.enabled ? cfg->websocket.n_listeners : 0;
+    g->listeners = calloc((size_t)(n + n_ws) + 1, sizeof *g->listeners);
     if (!g->broker || !g->cx || !g->listeners) {
         snprintf(err, errlen,
                  "cannot initialise the event loop (lws needs its libev plugin: "
@@ -297,11 +352,18 @@ struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t err
         return NULL;
     }
     for (int i = 0; i < n; i++)
-        if (open_mqtt_listener(g, &cfg->mqtt.listeners[i], i, err, errlen) < 0) {
+        if (open_listener(g, &raw_kind, &cfg->mqtt.listeners[i], i, g->mqtt_mountpoint, NULL, err,
+                          errlen) < 0) {
             polygate_free(g);
             return NULL;
         }
-    note_unavailable("websocket", &cfg->websocket);
+    const struct lws_http_mount *mount = n_ws ? www_mount(g, cfg->websocket_opts.www_dir) : NULL;
+    for (int i = 0; i < n_ws; i++)
+        if (open_listener(g, &ws_kind, &cfg->websocket.listeners[i], i, g->ws_mountpoint, mount,
+                          err, errlen) < 0) {
+            polygate_free(g);
+            return NULL;
+        }
     note_unavailable("mqttsn", &cfg->mqttsn);
     note_unavailable("coap", &cfg->coap);
     note_unavailable("stomp", &cfg->stomp);
@@ -380,5 +442,8 @@ void polygate_free(struct polygate *g) {
     }
     free(g->listeners);
     free(g->mqtt_mountpoint);
+    free(g->ws_mountpoint);
+    free((char *)g->ws.allowed_origins);
+    free(g->www_dir);
     free(g);
 }

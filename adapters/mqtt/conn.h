@@ -32,6 +32,7 @@ struct mqtt_conn {
     uint8_t zero_expiry;     /* session expiry was 0 at CONNECT */
     uint8_t held;            /* a refusal waits out the failed-authentication delay */
     uint8_t waiting;         /* a packet waits for a remote auth answer (PG_RC_PENDING) */
+    uint8_t close_reason;    /* why the server closes (MQTT 5 code, 0 = normally) */
     struct pg_buf in;        /* a partial packet carried over between reads */
     struct pg_buf ctl;       /* replies queued until writable */
     uint32_t max_out_packet; /* client's Maximum Packet Size, 0 = none */

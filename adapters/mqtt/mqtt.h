@@ -57,6 +57,10 @@ size_t mqtt_conn_backlog(const struct mqtt_conn *c);
  * keeps reading (so it sees the client go away) until this is high, and reads
  * again once it has called mqtt_conn_output. */
 size_t mqtt_conn_held_input(const struct mqtt_conn *c);
+/* Why the connection is closing, as an MQTT 5 reason code: 0 for a normal end
+ * (the client's DISCONNECT, a refused CONNECT), a protocol error code (0x81,
+ * 0x82...), 0x8B for a server shutdown... Framing transports map it onto theirs. */
+uint8_t mqtt_conn_close_reason(const struct mqtt_conn *c);
 /* The transport's wake_after timer fired: a held refusal may now be sent. */
 void mqtt_conn_wake(struct mqtt_conn *c);
 /* The transport is gone: ends the broker session's connection and frees c. */

@@ -87,6 +87,7 @@ int mqtt_close_with(struct mqtt_conn *c, uint8_t reason) {
         mqtt_send(c, &p);
     }
     c->closing = 1;
+    c->close_reason = reason;
     return told;
 }
 
@@ -261,6 +262,10 @@ int mqtt_mount(struct mqtt_conn *c, mqtt_str *t) {
     t->p = buf;
     t->len += (uint32_t)mp;
     return 0;
+}
+
+uint8_t mqtt_conn_close_reason(const struct mqtt_conn *c) {
+    return c->close_reason;
 }
 
 size_t mqtt_conn_backlog(const struct mqtt_conn *c) {

@@ -1,5 +1,6 @@
 /* mqtt_lws.c - MQTT over raw TCP and TLS listeners: the lws "raw-skt" protocol
- * that feeds each accepted socket's bytes to an mqtt_conn and writes its output.
+ * that feeds each accepted socket's bytes to an mqtt_conn and writes its output;
+ * and the glue the WebSocket transport (mqtt_ws.c) shares with it.
  *
  * Every writable callback makes one lws_write() of everything ready, encoded into
  * one shared buffer (the loop is single-threaded, so one buffer serves all
@@ -20,12 +21,6 @@
 
 #define WRITE_LIMIT  (64 * 1024)  /* bytes encoded per writable callback */
 #define BACKLOG_HIGH (256 * 1024) /* stop reading a client with this much unsent */
-
-struct pss {
-    struct mqtt_conn *c;
-    uint8_t server_close;
-    uint8_t rx_paused;
-};
 
 static struct pg_buf out_buf = {.headroom = LWS_PRE};
 
@@ -55,7 +50,7 @@ static int tr_peer_cn(void *t, char *buf, size_t n) {
     return len > 0 && (size_t)len < n ? 0 : -1;
 }
 
-static const struct mqtt_transport raw_transport = {tr_request_write, tr_close, tr_set_timeout,
+static const struct mqtt_transport lws_transport = {tr_request_write, tr_close, tr_set_timeout,
                                                     tr_wake_after, tr_peer_cn};
 
 /* "address:port" of the peer, IPv4 or IPv6. */
@@ -79,26 +74,24 @@ void pg_peer_name(int fd, char *out, size_t n) {
     snprintf(out, n, "%s:%d", host, port);
 }
 
-static int on_adopt(struct lws *wsi, struct pss *pss) {
+int mqtt_lws_open(struct lws *wsi, struct mqtt_lws_pss *pss, const char *peer) {
     struct mqtt_listener *l = lws_get_vhost_user(lws_get_vhost(wsi));
-    char peer[64];
-    pg_peer_name(lws_get_socket_fd(wsi), peer, sizeof peer);
     if (l->tls && !lws_is_ssl(wsi)) {
         pg_error("%s: TLS listener accepted a plain connection; refusing", l->name);
         return -1;
     }
     if (l->max_connections && l->n_connections >= l->max_connections) {
-        pg_notice("mqtt %s: refused, %s has its maximum of %d connections", peer, l->name,
-                  l->max_connections);
+        pg_notice("%s %s: refused, %s has its maximum of %d connections", l->protocol, peer,
+                  l->name, l->max_connections);
         return -1;
     }
     if (l->total_max && *l->total_connections >= l->total_max) {
-        pg_notice("mqtt %s: refused, the gateway has its maximum of %d connections", peer,
-                  l->total_max);
+        pg_notice("%s %s: refused, the gateway has its maximum of %d connections", l->protocol,
+                  peer, l->total_max);
         return -1;
     }
-    struct mqtt_conn_info info = {.peer = peer, .listener = l->name, .protocol = "mqtt"};
-    pss->c = mqtt_conn_new(l->broker, &l->settings, &raw_transport, wsi, &info);
+    struct mqtt_conn_info info = {.peer = peer, .listener = l->name, .protocol = l->protocol};
+    pss->c = mqtt_conn_new(l->broker, &l->settings, &lws_transport, wsi, &info);
     if (!pss->c)
         return -1;
     l->n_connections++;
@@ -106,7 +99,7 @@ static int on_adopt(struct lws *wsi, struct pss *pss) {
     return 0;
 }
 
-static int on_receive(struct lws *wsi, struct pss *pss, const uint8_t *in, size_t len) {
+int mqtt_lws_input(struct lws *wsi, struct mqtt_lws_pss *pss, const void *in, size_t len) {
     if (!pss->c || mqtt_conn_input(pss->c, in, len) < 0)
         return -1;
     if ((mqtt_conn_backlog(pss->c) > BACKLOG_HIGH || mqtt_conn_held_input(pss->c) > BACKLOG_HIGH) &&
@@ -117,15 +110,17 @@ static int on_receive(struct lws *wsi, struct pss *pss, const uint8_t *in, size_
     return 0;
 }
 
-static int on_writeable(struct lws *wsi, struct pss *pss) {
+int mqtt_lws_output(struct lws *wsi, struct mqtt_lws_pss *pss, int how) {
+    if (!pss->c)
+        return -1;
     if (pss->rx_paused && mqtt_conn_held_input(pss->c) <= BACKLOG_HIGH) {
         lws_rx_flow_control(wsi, 1); /* everything pending is about to be written */
         pss->rx_paused = 0;
     }
     out_buf.len = 0;
     int r = mqtt_conn_output(pss->c, &out_buf, WRITE_LIMIT);
-    if (out_buf.len &&
-        lws_write(wsi, pg_buf_data(&out_buf), out_buf.len, LWS_WRITE_RAW) < (int)out_buf.len)
+    if (out_buf.len && lws_write(wsi, pg_buf_data(&out_buf), out_buf.len,
+                                 (enum lws_write_protocol)how) < (int)out_buf.len)
         return -1;
     if (out_buf.cap > 4 * WRITE_LIMIT)
         pg_buf_free(&out_buf); /* one huge message should not pin memory */
@@ -138,7 +133,7 @@ static int on_writeable(struct lws *wsi, struct pss *pss) {
     return 0;
 }
 
-static void on_close(struct lws *wsi, struct pss *pss) {
+void mqtt_lws_closed(struct lws *wsi, struct mqtt_lws_pss *pss) {
     struct mqtt_listener *l = lws_get_vhost_user(lws_get_vhost(wsi));
     if (!pss->c)
         return;
@@ -152,16 +147,22 @@ static void on_close(struct lws *wsi, struct pss *pss) {
     (*l->total_connections)--;
 }
 
+static int on_adopt(struct lws *wsi, struct mqtt_lws_pss *pss) {
+    char peer[64];
+    pg_peer_name(lws_get_socket_fd(wsi), peer, sizeof peer);
+    return mqtt_lws_open(wsi, pss, peer);
+}
+
 static int mqtt_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                              void *in, size_t len) {
-    struct pss *pss = user;
+    struct mqtt_lws_pss *pss = user;
     switch (reason) {
     case LWS_CALLBACK_RAW_ADOPT:
         return on_adopt(wsi, pss);
     case LWS_CALLBACK_RAW_RX:
-        return on_receive(wsi, pss, in, len);
+        return mqtt_lws_input(wsi, pss, in, len);
     case LWS_CALLBACK_RAW_WRITEABLE:
-        return pss->c ? on_writeable(wsi, pss) : -1;
+        return mqtt_lws_output(wsi, pss, LWS_WRITE_RAW);
     case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
         /* lws accepts the certificate unless we object: pass on OpenSSL's verdict
          * (len is preverify_ok), or a certificate from any CA would do. The wsi
@@ -172,7 +173,7 @@ static int mqtt_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, 
             mqtt_conn_wake(pss->c);
         return 0;
     case LWS_CALLBACK_RAW_CLOSE:
-        on_close(wsi, pss);
+        mqtt_lws_closed(wsi, pss);
         return 0;
     default:
         return 0;
@@ -180,6 +181,6 @@ static int mqtt_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, 
 }
 
 const struct lws_protocols mqtt_raw_protocols[] = {
-    {"mqtt", mqtt_raw_callback, sizeof(struct pss), 0, 0, NULL, 0},
+    {"mqtt", mqtt_raw_callback, sizeof(struct mqtt_lws_pss), 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

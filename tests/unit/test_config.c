@@ -114,6 +114,11 @@ static void assert_config_equal(const struct pg_config *a, const struct pg_confi
     assert_group_equal(&a->coap, &b->coap);
     assert_group_equal(&a->stomp, &b->stomp);
     assert_group_equal(&a->http, &b->http);
+    assert_string_equal(a->websocket_opts.www_dir, b->websocket_opts.www_dir);
+    assert_int_equal(a->websocket_opts.max_frame_size, b->websocket_opts.max_frame_size);
+    assert_string_equal(a->websocket_opts.allowed_origins, b->websocket_opts.allowed_origins);
+    assert_int_equal(a->websocket_opts.trust_x_forwarded_for,
+                     b->websocket_opts.trust_x_forwarded_for);
     assert_int_equal(a->mqttsn_opts.gateway_id, b->mqttsn_opts.gateway_id);
     assert_int_equal(a->mqttsn_opts.qos_neg1, b->mqttsn_opts.qos_neg1);
     assert_int_equal(a->mqttsn_opts.n_predefined, b->mqttsn_opts.n_predefined);
@@ -149,6 +154,10 @@ static void test_defaults(void **state) {
     assert_string_equal(c.auth.http.on_error, "deny");
     assert_string_equal(c.auth.http.format, "form");
     assert_string_equal(c.auth.http.ca_file, "");
+    assert_string_equal(c.websocket_opts.www_dir, "examples/web");
+    assert_int_equal(c.websocket_opts.max_frame_size, 0);
+    assert_string_equal(c.websocket_opts.allowed_origins, "");
+    assert_false(c.websocket_opts.trust_x_forwarded_for);
     assert_string_equal(c.log.file, "");
     assert_string_equal(c.log.level, "info");
     const struct pg_group_conf *groups[] = {&c.mqtt, &c.websocket, &c.mqttsn,
@@ -446,6 +455,23 @@ static void test_auth_http(void **state) {
                  "way to check passwords");
 }
 
+static void test_websocket_keys(void **state) {
+    struct pg_config c;
+    load_ok(&c,
+            "websocket = { www_dir = \"\"; max_frame_size = 4096;\n"
+            "  allowed_origins = \"https://a.example, http://b\"; trust_x_forwarded_for = true;\n"
+            "  listeners = ( { port = 9001; } ); };\n");
+    assert_string_equal(c.websocket_opts.www_dir, "");
+    assert_int_equal(c.websocket_opts.max_frame_size, 4096);
+    assert_string_equal(c.websocket_opts.allowed_origins, "https://a.example, http://b");
+    assert_true(c.websocket_opts.trust_x_forwarded_for);
+    assert_int_equal(c.websocket.listeners[0].port, 9001);
+    pg_config_free(&c);
+    expect_error("websocket = { max_frame_size = -1; };\n",
+                 "1: 'websocket.max_frame_size' must be at least 0");
+    expect_error("mqtt = { www_dir = \"x\"; };\n", "1: unknown key 'mqtt.www_dir'");
+}
+
 static void test_predefined_topic_errors(void **state) {
     expect_error("mqttsn = { predefined_topics = (\n"
                  "  { id = 7; topic = \"a\"; },\n"
@@ -479,6 +505,7 @@ int main(void) {
         cmocka_unit_test(test_tls_errors),
         cmocka_unit_test(test_predefined_topic_errors),
         cmocka_unit_test(test_auth_http),
+        cmocka_unit_test(test_websocket_keys),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
