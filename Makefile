@@ -24,8 +24,22 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 EXAMPLES  := $(BUILD)/examples/embed
 
+# npm packages, never committed: MQTT.js for the browser example (served by the
+# WebSocket listener from examples/web) and the browser test's driver.
+WEB_MODULES  := examples/web/node_modules/.package-lock.json
+TEST_MODULES := tests/browser/node_modules/.package-lock.json
+NPM_CI       := npm ci --no-audit --no-fund --loglevel=error
+
 .PHONY: all run test unit e2e asan-test bench fuzz fuzz-build format clean deps deps-test examples
-all: $(BUILD)/polygate $(BUILD)/libpolygate.a examples
+all: $(BUILD)/polygate $(BUILD)/libpolygate.a examples $(WEB_MODULES)
+
+$(WEB_MODULES): examples/web/package.json examples/web/package-lock.json
+	$(NPM_CI) --prefix examples/web
+	@touch $@
+
+$(TEST_MODULES): tests/browser/package.json tests/browser/package-lock.json
+	$(NPM_CI) --prefix tests/browser
+	@touch $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -61,7 +75,7 @@ run: deps
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-e2e: $(BUILD)/polygate $(EXAMPLES)
+e2e: $(BUILD)/polygate $(EXAMPLES) $(WEB_MODULES) $(TEST_MODULES)
 	POLYGATE_BIN=$(abspath $(BUILD)/polygate) POLYGATE_EXAMPLES=$(abspath $(BUILD)/examples) \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e
 
@@ -94,7 +108,7 @@ build-fuzz/fuzz_codec: tests/fuzz/fuzz_codec.c $(wildcard adapters/mqtt/codec*.c
 build-fuzz/fuzz_trie: tests/fuzz/fuzz_trie.c broker/topic_tree.c broker/trie.c broker/retain.c
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^
-FUZZ_LIB_SRCS := $(filter-out gateway/polygate.c gateway/auth_http.c gateway/http_post.c adapters/mqtt/mqtt_lws.c gateway/config.c,$(LIB_SRCS))
+FUZZ_LIB_SRCS := $(filter-out gateway/polygate.c gateway/auth_http.c gateway/http_post.c adapters/mqtt/mqtt_lws.c adapters/mqtt/mqtt_ws.c gateway/config.c,$(LIB_SRCS))
 build-fuzz/fuzz_mqtt_conn: tests/fuzz/fuzz_mqtt_conn.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto
@@ -114,6 +128,6 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz examples/web/node_modules tests/browser/node_modules
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -3,8 +3,11 @@
 # Usage: scripts/deps.sh build|test|bench. Quiet and fast when everything is there;
 # runs apt-get update only when something must be installed; sudo when not root.
 set -e
-build="gcc make pkg-config libwebsockets-dev libwebsockets-evlib-ev libev-dev libcoap3-dev libssl-dev libconfig-dev libcmocka-dev"
-test="$build clang libclang-rt-14-dev mosquitto mosquitto-clients python3-pytest python3-paho-mqtt openssl"
+# nodejs/npm install the browser example's MQTT.js (and the browser test's driver);
+# a machine whose Node.js comes from elsewhere (NodeSource bundles npm) keeps it.
+build="gcc make pkg-config libwebsockets-dev libwebsockets-evlib-ev libev-dev libcoap3-dev libssl-dev libconfig-dev libcmocka-dev nodejs"
+command -v npm >/dev/null 2>&1 || build="$build npm"
+test="$build clang libclang-rt-14-dev mosquitto mosquitto-clients python3-pytest python3-paho-mqtt openssl chromium"
 bench="$build mosquitto"
 case "${1:-build}" in
 build) want=$build ;;
