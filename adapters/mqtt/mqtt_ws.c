@@ -85,26 +85,31 @@ static int close_with(struct lws *wsi, enum lws_close_status status, const char 
     return -1;
 }
 
-/* The close code for the MQTT reason the connection ends with. */
-static enum lws_close_status close_status(uint8_t reason) {
+/* The close code (and its text) for the MQTT reason the connection ends with. */
+static enum lws_close_status close_status(uint8_t reason, const char **why) {
     switch (reason) {
     case 0x81: /* malformed packet */
     case 0x82: /* protocol error */
     case 0x93: /* receive maximum exceeded */
     case 0x94: /* topic alias invalid */
+        *why = "MQTT protocol error";
         return LWS_CLOSE_STATUS_PROTOCOL_ERR;
-    case 0x95: /* packet too large */
+    case 0x95:
+        *why = "MQTT packet too large";
         return LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
-    case 0x8B: /* server shutting down */
+    case 0x8B:
+        *why = "server shutting down";
         return LWS_CLOSE_STATUS_GOINGAWAY;
     default:
+        *why = "";
         return LWS_CLOSE_STATUS_NORMAL;
     }
 }
 
 static int close_after_mqtt(struct lws *wsi, struct mqtt_lws_pss *pss) {
-    uint8_t reason = pss->c ? mqtt_conn_close_reason(pss->c) : 0;
-    return close_with(wsi, close_status(reason), reason ? "mqtt error" : "");
+    const char *why;
+    enum lws_close_status st = close_status(pss->c ? mqtt_conn_close_reason(pss->c) : 0, &why);
+    return close_with(wsi, st, why);
 }
 
 static int on_established(struct lws *wsi, struct mqtt_lws_pss *pss) {
