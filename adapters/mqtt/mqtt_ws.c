@@ -12,6 +12,7 @@
  * name needs its own entry, because lws picks the first name of the client's list
  * that matches an entry, and echoes it.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,20 +64,28 @@ static int origin_allowed(struct lws *wsi, const struct mqtt_listener *l) {
     return 0;
 }
 
-/* The client's address: the socket's, or behind a trusted proxy the first address
- * of X-Forwarded-For (with the socket's port). */
+/* The client's address: the socket's, or behind a trusted proxy the address that
+ * proxy added to X-Forwarded-For: the last one (earlier ones came from the client
+ * and prove nothing), kept with the socket's port. Anything but an IP address
+ * there is ignored. */
 static void ws_peer(struct lws *wsi, const struct mqtt_listener *l, char *out, size_t n) {
     pg_peer_name(lws_get_socket_fd(wsi), out, n);
-    char xff[128];
+    char xff[256];
     if (!l->ws.trust_x_forwarded_for || !*header(wsi, WSI_TOKEN_X_FORWARDED_FOR, xff, sizeof xff))
         return;
-    char *a = xff + strspn(xff, " \t");
-    a[strcspn(a, ", \t")] = 0;
-    const char *port = strrchr(out, ':');
-    if (!*a || strlen(a) > 64)
+    char *last = strrchr(xff, ',');
+    char *a = last ? last + 1 : xff;
+    a += strspn(a, " \t");
+    a[strcspn(a, " \t")] = 0;
+    unsigned char bin[sizeof(struct in6_addr)];
+    int v6 = inet_pton(AF_INET6, a, bin) == 1;
+    if (!v6 && inet_pton(AF_INET, a, bin) != 1) {
+        pg_notice("%s %s: X-Forwarded-For '%s' is not an address; ignored", l->protocol, out, a);
         return;
+    }
+    const char *port = strrchr(out, ':');
     char buf[96];
-    snprintf(buf, sizeof buf, strchr(a, ':') ? "[%s]%s" : "%s%s", a, port ? port : ":0");
+    snprintf(buf, sizeof buf, v6 ? "[%s]%s" : "%s%s", a, port ? port : ":0");
     snprintf(out, n, "%s", buf);
 }
 

@@ -70,6 +70,17 @@ DEFAULT_CONFIG = {
     "auth_http_on_error": None,
     "auth_http_format": None,
     "auth_http_ca_file": None,
+    # MQTT over WebSocket: ws=True adds a websocket listener (broker.ws_port); ws_tls=True
+    # adds a wss one (broker.wss_port, the tls=True certificate). The other ws_* keys are
+    # polygate's `websocket = { ... }` settings (mosquitto: only ws_www_dir, as http_dir)
+    "ws": False,
+    "ws_tls": False,
+    "ws_max_frame_size": 0,
+    "ws_allowed_origins": "",
+    "ws_trust_xff": False,
+    "ws_www_dir": "",
+    "ws_mountpoint": "",
+    "ws_allow_anonymous": None,  # the websocket group's override (None = not set)
 }
 AUTH_HTTP_KEYS = ("url", "acl_url", "timeout_ms", "cache_seconds", "cache_size", "on_error",
                   "format", "ca_file")
@@ -155,7 +166,39 @@ def _auth_http_conf(cfg):
     return "http = { %s }; " % " ".join(items) if items else ""
 
 
-def _polygate_conf(cfg, port, tls_port, tls):
+def _qs(v):
+    """A libconfig string literal."""
+    return '"%s"' % str(v).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _websocket_conf(cfg, ws_port, wss_port, tls):
+    """The `websocket = { ... };` group: disabled unless ws/ws_tls asked for listeners.
+    Keys at their documented default are left out, except www_dir (always written)."""
+    if not ws_port and not wss_port:
+        return "websocket = { enabled = false; };\n"
+    b = lambda v: "true" if v else "false"
+    listeners = []
+    if ws_port:
+        listeners.append('{ bind = "%s"; port = %d; }' % (HOST, ws_port))
+    if wss_port:
+        listeners.append('{ bind = "%s"; port = %d; tls = { cert_file = "%s"; key_file = "%s"; }; }'
+                         % (HOST, wss_port, tls["cert"], tls["key"]))
+    items = ["enabled = true;", "listeners = ( %s );" % ",\n    ".join(listeners),
+             "www_dir = %s;" % _qs(cfg["ws_www_dir"])]
+    if cfg["ws_max_frame_size"]:
+        items.append("max_frame_size = %d;" % cfg["ws_max_frame_size"])
+    if cfg["ws_allowed_origins"]:
+        items.append("allowed_origins = %s;" % _qs(cfg["ws_allowed_origins"]))
+    if cfg["ws_trust_xff"]:
+        items.append("trust_x_forwarded_for = true;")
+    if cfg["ws_mountpoint"]:
+        items.append("mountpoint = %s;" % _qs(cfg["ws_mountpoint"]))
+    if cfg["ws_allow_anonymous"] is not None:
+        items.append("allow_anonymous = %s;" % b(cfg["ws_allow_anonymous"]))
+    return "websocket = { %s };\n" % "\n              ".join(items)
+
+
+def _polygate_conf(cfg, port, tls_port, tls, ws_port=None, wss_port=None):
     b = lambda v: "true" if v else "false"
     listeners = ['{ bind = "%s"; port = %d; }' % (HOST, port)]
     if tls_port:
@@ -169,7 +212,7 @@ def _polygate_conf(cfg, port, tls_port, tls):
         "         failure_delay_ms = %d; %s};\n"
         'log = { level = "%s"; };\n'
         "mqtt = { enabled = true; listeners = ( %s ); %s};\n"
-        "websocket = { enabled = false; };\nmqttsn = { enabled = false; };\n"
+        "%smqttsn = { enabled = false; };\n"
         "coap = { enabled = false; };\nstomp = { enabled = false; };\nhttp = { enabled = false; };\n"
     ) % (cfg["max_packet_size"], cfg["max_inflight"], cfg["max_queued_messages"],
          cfg["max_keepalive"], b(cfg["retain_available"]), cfg["sys_interval"],
@@ -177,10 +220,11 @@ def _polygate_conf(cfg, port, tls_port, tls):
          cfg["acl_file"], cfg["auth_failure_delay_ms"], _auth_http_conf(cfg), cfg["log_level"],
          ",\n    ".join(listeners),
          "" if cfg["mqtt_allow_anonymous"] is None
-         else "allow_anonymous = %s; " % b(cfg["mqtt_allow_anonymous"]))
+         else "allow_anonymous = %s; " % b(cfg["mqtt_allow_anonymous"]),
+         _websocket_conf(cfg, ws_port, wss_port, tls))
 
 
-def _mosquitto_conf(cfg, port, tls_port, tls):
+def _mosquitto_conf(cfg, port, tls_port, tls, ws_port=None, wss_port=None):
     lines = [
         "per_listener_settings false",
         "allow_anonymous %s" % ("true" if cfg["allow_anonymous"] else "false"),
@@ -204,6 +248,15 @@ def _mosquitto_conf(cfg, port, tls_port, tls):
     if tls_port:
         lines += ["listener %d %s" % (tls_port, HOST), "max_topic_alias %d" % cfg["max_topic_alias"],
                   "certfile %s" % tls["cert"], "keyfile %s" % tls["key"]]
+    for p in (ws_port, wss_port):
+        if not p:
+            continue
+        lines += ["listener %d %s" % (p, HOST), "protocol websockets",
+                  "max_topic_alias %d" % cfg["max_topic_alias"]]
+        if cfg["ws_www_dir"]:
+            lines.append("http_dir %s" % cfg["ws_www_dir"])
+        if p == wss_port:
+            lines += ["certfile %s" % tls["cert"], "keyfile %s" % tls["key"]]
     return "\n".join(lines) + "\n"
 
 
@@ -221,25 +274,32 @@ class Broker:
         self.proc = None
         self.port = None
         self.tls_port = None
+        self.ws_port = None   # MQTT over WebSocket (broker_config ws=True)
+        self.wss_port = None  # the same over TLS (ws_tls=True)
         self.cafile = None
 
     def __repr__(self):
-        return "<Broker %s %s:%s tls=%s>" % (self.target, self.host, self.port, self.tls_port)
+        return "<Broker %s %s:%s tls=%s ws=%s wss=%s>" % (
+            self.target, self.host, self.port, self.tls_port, self.ws_port, self.wss_port)
 
     def start(self):
-        tls = tls_files() if self.cfg["tls"] else None
+        tls = tls_files() if (self.cfg["tls"] or self.cfg["ws_tls"]) else None
         for attempt in range(3):  # a free port can be taken between probe and bind
             self.port = free_port()
-            self.tls_port = free_port() if tls else None
+            self.tls_port = free_port() if self.cfg["tls"] else None
+            self.ws_port = free_port() if self.cfg["ws"] else None
+            self.wss_port = free_port() if self.cfg["ws_tls"] else None
             if tls:
                 self.cafile = tls["ca"]
             if TARGET == "mosquitto":
                 conf = self.dir / "mosquitto.conf"
-                conf.write_text(_mosquitto_conf(self.cfg, self.port, self.tls_port, tls))
+                conf.write_text(_mosquitto_conf(self.cfg, self.port, self.tls_port, tls,
+                                               self.ws_port, self.wss_port))
                 argv = [MOSQUITTO_BIN, "-c", str(conf)]
             else:
                 conf = self.dir / "polygate.conf"
-                conf.write_text(_polygate_conf(self.cfg, self.port, self.tls_port, tls))
+                conf.write_text(_polygate_conf(self.cfg, self.port, self.tls_port, tls,
+                                              self.ws_port, self.wss_port))
                 binary = polygate_bin()
                 if not os.access(binary, os.X_OK):
                     pytest.fail("polygate binary %s not found or not executable "
@@ -257,16 +317,20 @@ class Broker:
             if rc is None:
                 self.proc.kill()
                 self.proc.wait()
-                pytest.fail("broker did not accept TCP on %d/%s within %.0fs\n%s" % (
-                    self.port, self.tls_port, START_TIMEOUT, self.log_tail()), pytrace=False)
+                pytest.fail("broker did not accept TCP on %s within %.0fs\n%s" % (
+                    "/".join(str(p) for p in self._ports()), START_TIMEOUT, self.log_tail()),
+                    pytrace=False)
             text = self.log_tail()
             if "in use" in text.lower() and attempt < 2:
                 continue
             pytest.fail("broker exited with code %s at start\n%s" % (rc, text), pytrace=False)
 
+    def _ports(self):
+        return [p for p in (self.port, self.tls_port, self.ws_port, self.wss_port) if p]
+
     def _wait_ready(self):
         deadline = time.monotonic() + START_TIMEOUT
-        ports = [p for p in (self.port, self.tls_port) if p]
+        ports = self._ports()
         while ports:
             if self.proc.poll() is not None:
                 return False

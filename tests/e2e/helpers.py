@@ -15,6 +15,7 @@ from paho.mqtt.reasoncodes import ReasonCodes
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import rawmqtt
+import rawws
 
 SLOW = float(os.environ.get("E2E_TIME_FACTOR", "1"))
 TIMEOUT = 5.0 * SLOW  # how long to wait for something that must happen
@@ -62,7 +63,10 @@ def prop(msg, name, default=None):
 class PahoClient:
     """paho-mqtt with a background loop and blocking helpers that wait for acks."""
 
-    def __init__(self, broker, client_id, version=V5, clean=True, tls=False, port=None):
+    def __init__(self, broker, client_id, version=V5, clean=True, tls=False, port=None,
+                 transport="tcp", ws_path="/mqtt", ws_headers=None):
+        """transport="websockets": MQTT over WebSocket to broker.ws_port (tls: wss_port),
+        with the URL path ws_path and extra/replaced handshake headers ws_headers."""
         self.broker = broker
         self.version = version
         self.client_id = client_id
@@ -71,12 +75,15 @@ class PahoClient:
         if version != V5:
             kw["clean_session"] = clean
         self.c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5 if version == V5 else
-                             mqtt.MQTTv311, reconnect_on_failure=False, **kw)
+                             mqtt.MQTTv311, reconnect_on_failure=False, transport=transport, **kw)
+        ws = transport == "websockets"
+        if ws:
+            self.c.ws_set_options(path=ws_path, headers=ws_headers)
         if tls:
             self.c.tls_set_context(rawmqtt.tls_context(broker.cafile))
-            self.port = port or broker.tls_port
+            self.port = port or (broker.wss_port if ws else broker.tls_port)
         else:
-            self.port = port or broker.port
+            self.port = port or (broker.ws_port if ws else broker.port)
         self.messages = queue.Queue()
         self.connected = threading.Event()
         self.disconnected = threading.Event()
@@ -270,8 +277,10 @@ class ClientFactory:
         self.n += 1
         return "%s%s%d" % (tag[:8], self.uniq, self.n)
 
-    def paho(self, version=V5, client_id=None, clean=True, connect=True, tls=False, **kw):
-        c = PahoClient(self.broker, client_id or self.client_id(), version, clean, tls)
+    def paho(self, version=V5, client_id=None, clean=True, connect=True, tls=False,
+             transport="tcp", ws_path="/mqtt", ws_headers=None, **kw):
+        c = PahoClient(self.broker, client_id or self.client_id(), version, clean, tls,
+                       transport=transport, ws_path=ws_path, ws_headers=ws_headers)
         self.paho_clients.append(c)
         if connect:
             c.connect(**kw)
@@ -282,6 +291,29 @@ class ClientFactory:
         c = rawmqtt.Conn(self.broker.host, port or (self.broker.tls_port if tls else self.broker.port),
                          version, timeout=TIMEOUT if timeout is None else timeout,
                          ssl_context=ctx)
+        self.raw_conns.append(c)
+        return c
+
+    def raw_ws(self, version=V5, tls=False, path="/mqtt", subprotocols=("mqtt",), origin=None,
+               headers=None, timeout=None, port=None):
+        """A rawws.MqttWS (rawmqtt.Conn over WebSocket) to broker.ws_port (tls: wss_port).
+        Raises rawws.Refused when the upgrade is refused."""
+        ctx = rawmqtt.tls_context(self.broker.cafile) if tls else None
+        c = rawws.MqttWS(self.broker.host,
+                         port or (self.broker.wss_port if tls else self.broker.ws_port), version,
+                         timeout=TIMEOUT if timeout is None else timeout, path=path,
+                         subprotocols=subprotocols, origin=origin, headers=headers,
+                         ssl_context=ctx)
+        self.raw_conns.append(c)
+        return c
+
+    def ws(self, path="/mqtt", subprotocols=("mqtt",), origin=None, headers=None, tls=False,
+           timeout=None):
+        """A bare rawws.WSConn (frames only) to broker.ws_port (tls: wss_port)."""
+        ctx = rawmqtt.tls_context(self.broker.cafile) if tls else None
+        c = rawws.WSConn(self.broker.host, self.broker.wss_port if tls else self.broker.ws_port,
+                         path, subprotocols, origin, headers,
+                         TIMEOUT if timeout is None else timeout, ctx)
         self.raw_conns.append(c)
         return c
 
