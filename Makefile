@@ -108,7 +108,7 @@ build-fuzz/fuzz_codec: tests/fuzz/fuzz_codec.c $(wildcard adapters/mqtt/codec*.c
 build-fuzz/fuzz_trie: tests/fuzz/fuzz_trie.c broker/topic_tree.c broker/trie.c broker/retain.c
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^
-FUZZ_LIB_SRCS := $(filter-out gateway/polygate.c gateway/auth_http.c gateway/http_post.c adapters/mqtt/mqtt_lws.c adapters/mqtt/mqtt_ws.c gateway/config.c,$(LIB_SRCS))
+FUZZ_LIB_SRCS := $(filter-out gateway/polygate.c gateway/auth_http.c gateway/http_post.c adapters/mqtt/mqtt_lws.c adapters/mqtt/mqtt_ws.c adapters/mqttsn/sn_lws.c gateway/sn_group.c gateway/config.c,$(LIB_SRCS))
 build-fuzz/fuzz_mqtt_conn: tests/fuzz/fuzz_mqtt_conn.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto

@@ -266,6 +266,12 @@ int pg_connect(pg_broker *b, const struct pg_connect_req *req, const struct pg_c
  * NULL (v5 DISCONNECT may change it). */
 void pg_disconnect(pg_session *s, int how, const uint32_t *session_expiry_s);
 
+/* Replaces the connection's will (NULL removes it; the reference passes to the
+ * core), as MQTT-SN's WILLTOPICUPD/WILLMSGUPD do. Returns 0, or
+ * PG_RC_NOT_AUTHORIZED when the client may not publish to its topic (the old will
+ * stays). Remote hooks answer from what they know at once. */
+int pg_session_set_will(pg_session *s, pg_msg *will);
+
 const struct pg_identity *pg_session_identity(const pg_session *s);
 pg_broker *pg_session_broker(const pg_session *s);
 /* Any packet from the client: keeps the keepalive timer happy. */

@@ -12,6 +12,18 @@ void pg_will_set(pg_session *s, pg_msg *will, uint32_t delay_s) {
     s->will_delay_s = delay_s;
 }
 
+int pg_session_set_will(pg_session *s, pg_msg *will) {
+    pg_broker *b = s->broker;
+    if (will && b->has_authorize &&
+        pg_hooks_authorize(b, &s->id, PG_ACCESS_WRITE, will->topic, will->topic_len, NULL) !=
+            PG_HOOK_ALLOW) {
+        pg_msg_unref(will);
+        return PG_RC_NOT_AUTHORIZED;
+    }
+    pg_will_set(s, will, s->will_delay_s);
+    return 0;
+}
+
 void pg_will_cancel(pg_session *s) {
     pg_msg_unref(s->will);
     s->will = NULL;

@@ -199,6 +199,23 @@ static int check_format(struct ctx *x, const config_setting_t *s, const char *v)
     return check_one_of(x, s, v, "form", "json");
 }
 
+/* "IPv4:port", where ADVERTISE goes. */
+static int check_udp_address(struct ctx *x, const config_setting_t *s, const char *v) {
+    char host[64];
+    const char *colon = strrchr(v, ':');
+    unsigned char buf[4];
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || (size_t)(colon - v) >= sizeof host || !colon[1] || *end || port < 1 ||
+        port > 65535)
+        return fail(x, s, "'%s' must be \"IPv4-address:port\", not '%s'", x->path, v);
+    memcpy(host, v, (size_t)(colon - v));
+    host[colon - v] = 0;
+    if (inet_pton(AF_INET, host, buf) != 1)
+        return fail(x, s, "'%s' must be \"IPv4-address:port\", not '%s'", x->path, v);
+    return 0;
+}
+
 static int check_mountpoint(struct ctx *x, const config_setting_t *s, const char *v) {
     if (strpbrk(v, "+#"))
         return fail(x, s, "'%s' must not contain '+' or '#'", x->path);
@@ -347,6 +364,15 @@ static const struct key mqttsn_keys[] = {
     /* MQTT-SN's own options live in c->mqttsn_opts, hence .root */
     INT("gateway_id", CFG(mqttsn_opts.gateway_id), 1, 0, 255, .root = true),
     BOOL("qos_neg1", CFG(mqttsn_opts.qos_neg1), true, .root = true),
+    STR("username", CFG(mqttsn_opts.username), "", NULL, .root = true),
+    STR("password", CFG(mqttsn_opts.password), "", NULL, .root = true),
+    STR("allowed_clients", CFG(mqttsn_opts.allowed_clients), "", NULL, .root = true),
+    INT("max_registrations", CFG(mqttsn_opts.max_registrations), 1000, 1, 65534, .root = true),
+    INT("retry_interval", CFG(mqttsn_opts.retry_interval), 10, 1, 3600, .root = true),
+    INT("max_retries", CFG(mqttsn_opts.max_retries), 3, 0, 100, .root = true),
+    INT("advertise_interval", CFG(mqttsn_opts.advertise_interval), 0, 0, 65535, .root = true),
+    STR("advertise_address", CFG(mqttsn_opts.advertise_address), "255.255.255.255:1884",
+        check_udp_address, .root = true),
     LIST("predefined_topics", CFG(mqttsn_opts.predefined), CFG(mqttsn_opts.n_predefined),
          struct pg_predefined_topic, 0, topic_table, .root = true),
 };

@@ -89,8 +89,16 @@ struct pg_config {
         bool trust_x_forwarded_for; /* false */
     } websocket_opts;
     struct {
-        int gateway_id; /* 1; 0..255 */
-        bool qos_neg1;  /* true */
+        int gateway_id;          /* 1; 0..255 */
+        bool qos_neg1;           /* true */
+        char *username;          /* "": MQTT-SN clients are anonymous */
+        char *password;          /* "" */
+        char *allowed_clients;   /* comma-separated client ids; "" = any */
+        int max_registrations;   /* 1000 topic ids per client */
+        int retry_interval;      /* 10 s */
+        int max_retries;         /* 3 */
+        int advertise_interval;  /* 0 = no ADVERTISE */
+        char *advertise_address; /* "255.255.255.255:1884" */
         struct pg_predefined_topic *predefined;
         int n_predefined;
     } mqttsn_opts;

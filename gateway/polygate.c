@@ -25,6 +25,7 @@
 #include "gateway/auth_http.h"
 #include "gateway/log.h"
 #include "gateway/polygate.h"
+#include "gateway/sn_group.h"
 
 #define TICK_US (250 * LWS_US_PER_MS)
 
@@ -47,8 +48,9 @@ struct polygate {
     pg_broker *broker;
     pg_auth *auth;
     pg_auth_http *auth_http; /* NULL unless auth.http has a url */
-    struct ev_loop *loop;    /* epoll-backed: lws's own poll() is O(connections) per wakeup */
-    ev_check clock;          /* sets the broker's clock after each poll, before any I/O */
+    struct sn_group *mqttsn;
+    struct ev_loop *loop; /* epoll-backed: lws's own poll() is O(connections) per wakeup */
+    ev_check clock;       /* sets the broker's clock after each poll, before any I/O */
     struct lws_context *cx;
     struct listener *listeners;
     int n_listeners;
@@ -364,7 +366,10 @@ struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t err
             polygate_free(g);
             return NULL;
         }
-    note_unavailable("mqttsn", &cfg->mqttsn);
+    if (!(g->mqttsn = sn_group_start(g, g->cx, g->broker, cfg, err, errlen))) {
+        polygate_free(g);
+        return NULL;
+    }
     note_unavailable("coap", &cfg->coap);
     note_unavailable("stomp", &cfg->stomp);
     note_unavailable("http", &cfg->http);
@@ -377,6 +382,8 @@ pg_broker *polygate_broker(struct polygate *g) {
 }
 
 int polygate_port(struct polygate *g, const char *group, int index) {
+    if (!strcmp(group, "mqttsn"))
+        return sn_group_port(g->mqttsn, index);
     for (int i = 0; i < g->n_listeners; i++)
         if (!strcmp(g->listeners[i].group, group) && index-- == 0)
             return lws_get_vhost_listen_port(g->listeners[i].vh);
@@ -432,6 +439,7 @@ void polygate_free(struct polygate *g) {
         ev_check_stop(g->loop, &g->clock);
         ev_loop_destroy(g->loop);
     }
+    sn_group_free(g->mqttsn); /* its clients' sessions are in the broker */
     pg_broker_free(g->broker);
     pg_auth_free(g->auth); /* after the broker: its hooks point here */
     pg_auth_http_free(g->auth_http);

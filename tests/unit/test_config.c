@@ -121,6 +121,14 @@ static void assert_config_equal(const struct pg_config *a, const struct pg_confi
                      b->websocket_opts.trust_x_forwarded_for);
     assert_int_equal(a->mqttsn_opts.gateway_id, b->mqttsn_opts.gateway_id);
     assert_int_equal(a->mqttsn_opts.qos_neg1, b->mqttsn_opts.qos_neg1);
+    assert_string_equal(a->mqttsn_opts.username, b->mqttsn_opts.username);
+    assert_string_equal(a->mqttsn_opts.password, b->mqttsn_opts.password);
+    assert_string_equal(a->mqttsn_opts.allowed_clients, b->mqttsn_opts.allowed_clients);
+    assert_int_equal(a->mqttsn_opts.max_registrations, b->mqttsn_opts.max_registrations);
+    assert_int_equal(a->mqttsn_opts.retry_interval, b->mqttsn_opts.retry_interval);
+    assert_int_equal(a->mqttsn_opts.max_retries, b->mqttsn_opts.max_retries);
+    assert_int_equal(a->mqttsn_opts.advertise_interval, b->mqttsn_opts.advertise_interval);
+    assert_string_equal(a->mqttsn_opts.advertise_address, b->mqttsn_opts.advertise_address);
     assert_int_equal(a->mqttsn_opts.n_predefined, b->mqttsn_opts.n_predefined);
     for (int i = 0; i < a->mqttsn_opts.n_predefined; i++) {
         assert_int_equal(a->mqttsn_opts.predefined[i].id, b->mqttsn_opts.predefined[i].id);
@@ -470,6 +478,10 @@ static void test_websocket_keys(void **state) {
     expect_error("websocket = { max_frame_size = -1; };\n",
                  "1: 'websocket.max_frame_size' must be at least 0");
     expect_error("mqtt = { www_dir = \"x\"; };\n", "1: unknown key 'mqtt.www_dir'");
+    expect_error("mqttsn = { advertise_address = \"10.0.0.255\"; };\n",
+                 "1: 'mqttsn.advertise_address' must be \"IPv4-address:port\", not '10.0.0.255'");
+    expect_error("mqttsn = { max_registrations = 0; };\n",
+                 "1: 'mqttsn.max_registrations' must be between 1 and 65534");
 }
 
 static void test_predefined_topic_errors(void **state) {
