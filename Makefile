@@ -101,7 +101,8 @@ bench:
 # libFuzzer targets: each tests/fuzz/fuzz_X.c links the library objects it needs.
 FUZZ_SECS ?= 60
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -I. -fsanitize=fuzzer,address,undefined
-FUZZ_BINS := build-fuzz/fuzz_codec build-fuzz/fuzz_trie build-fuzz/fuzz_mqtt_conn build-fuzz/fuzz_files
+FUZZ_BINS := build-fuzz/fuzz_codec build-fuzz/fuzz_trie build-fuzz/fuzz_mqtt_conn build-fuzz/fuzz_files \
+             build-fuzz/fuzz_sn_gw
 build-fuzz/fuzz_codec: tests/fuzz/fuzz_codec.c $(wildcard adapters/mqtt/codec*.c)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^
@@ -110,6 +111,9 @@ build-fuzz/fuzz_trie: tests/fuzz/fuzz_trie.c broker/topic_tree.c broker/trie.c b
 	clang $(FUZZ_CFLAGS) -o $@ $^
 FUZZ_LIB_SRCS := $(filter-out gateway/polygate.c gateway/auth_http.c gateway/http_post.c adapters/mqtt/mqtt_lws.c adapters/mqtt/mqtt_ws.c adapters/mqttsn/sn_lws.c gateway/sn_group.c gateway/config.c,$(LIB_SRCS))
 build-fuzz/fuzz_mqtt_conn: tests/fuzz/fuzz_mqtt_conn.c $(FUZZ_LIB_SRCS)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto
+build-fuzz/fuzz_sn_gw: tests/fuzz/fuzz_sn_gw.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto
 build-fuzz/fuzz_files: tests/fuzz/fuzz_files.c broker/passwd.c broker/acl.c broker/trie.c broker/topic_tree.c gateway/config.c

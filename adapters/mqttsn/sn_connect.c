@@ -175,8 +175,10 @@ static struct sn_client *claim(struct sn_gw *gw, struct sn_client *here, const s
     return sn_client_new(gw, from, id);
 }
 
-void sn_on_connect(struct sn_gw *gw, struct sn_client *here, const struct sn_addr *from,
+void sn_on_connect(struct sn_gw *gw, struct sn_client *here, const struct sn_addr *where,
                    const struct sn_msg *m) {
+    struct sn_addr copy = *where; /* where may be `here`'s, and `here` may be ended */
+    const struct sn_addr *from = &copy;
     char id[256];
     const sn_str *cid = &m->u.connect.client_id;
     if (cid->len >= sizeof id || memchr(cid->p, 0, cid->len))
