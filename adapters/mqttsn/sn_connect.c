@@ -37,6 +37,8 @@ static void on_kick(void *conn, uint8_t reason) {
     sn_out_clear(c);
     c->state = SN_DISCONNECTED;
     c->deadline = 0;
+    if (c->clean) /* nothing to come back to */
+        sn_client_free(c);
 }
 
 static void on_resume(void *conn) {
