@@ -102,7 +102,7 @@ bench:
 FUZZ_SECS ?= 60
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -I. -fsanitize=fuzzer,address,undefined
 FUZZ_BINS := build-fuzz/fuzz_codec build-fuzz/fuzz_trie build-fuzz/fuzz_mqtt_conn build-fuzz/fuzz_files \
-             build-fuzz/fuzz_sn_gw
+             build-fuzz/fuzz_sn_gw build-fuzz/fuzz_sn_codec
 build-fuzz/fuzz_codec: tests/fuzz/fuzz_codec.c $(wildcard adapters/mqtt/codec*.c)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^
@@ -113,6 +113,9 @@ FUZZ_LIB_SRCS := $(filter-out gateway/polygate.c gateway/auth_http.c gateway/htt
 build-fuzz/fuzz_mqtt_conn: tests/fuzz/fuzz_mqtt_conn.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto
+build-fuzz/fuzz_sn_codec: tests/fuzz/fuzz_sn_codec.c adapters/mqttsn/sn_codec.c
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^
 build-fuzz/fuzz_sn_gw: tests/fuzz/fuzz_sn_gw.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto
