@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 enum { KIND_PUB = 1, KIND_SUB = 2 };
@@ -56,8 +57,16 @@ static struct {
     double now, t_setup, t_warm, t_meas, t_end, t_next_check, t_next_report;
     uint64_t counted, received, out_of_order, report_mark;
     unsigned stalls;
-    uint64_t refill_min; /* see worth_refilling() */
+    uint64_t refill_min;      /* see worth_refilling() */
+    double cpu_meas, cpu_end; /* loadgen's CPU seconds at t_meas and t_end */
 } B;
+
+static double cpu_secs(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
 
 static void die(const char *fmt, const char *arg) {
     fprintf(stderr, "loadgen: ");
@@ -368,6 +377,7 @@ static void advance_phase(void) {
         if (B.now - B.t_warm >= B.o->warmup) {
             B.phase = PH_MEASURE;
             B.t_meas = B.t_next_report = B.now;
+            B.cpu_meas = cpu_secs();
             B.report_mark = 0;
         }
         break;
@@ -375,6 +385,7 @@ static void advance_phase(void) {
         if (B.now - B.t_meas >= B.o->secs) {
             B.phase = PH_DRAIN;
             B.t_end = B.now;
+            B.cpu_end = cpu_secs();
         }
         break;
     case PH_DRAIN:
@@ -419,18 +430,18 @@ static uint64_t count_lost(void) {
 static void print_result(void) {
     double secs = B.t_end - B.t_meas;
     printf("RESULT scenario=%s qos=%u clients=%u payload=%u window=%u msgs=%llu secs=%.3f "
-           "rate=%.0f expected=%llu lost=%llu ooo=%llu stalls=%u\n",
+           "rate=%.0f expected=%llu lost=%llu ooo=%llu stalls=%u transport=%s lg_cpu=%.0f\n",
            scenario_name(B.o->scenario), B.o->qos, B.o->clients, B.o->payload, B.o->window,
            (unsigned long long)B.counted, secs, (double)B.counted / secs,
            (unsigned long long)count_expected(), (unsigned long long)count_lost(),
-           (unsigned long long)B.out_of_order, B.stalls);
+           (unsigned long long)B.out_of_order, B.stalls, transport_name(B.o),
+           secs > 0 ? 100 * (B.cpu_end - B.cpu_meas) / secs : 0.0);
 }
 
 int bench_run(const struct opts *o) {
     B.o = o;
     struct net_handlers h = {.on_packet = on_packet, .on_closed = on_closed};
-    if (net_raise_nofile(2 * o->clients + 64) != 0 ||
-        net_init(o->host, o->port, o->connect_burst, &h) != 0)
+    if (net_raise_nofile(2 * o->clients + 64) != 0 || lg_net_init(o, &h) != 0)
         return 1;
     B.now = B.t_setup = now_sec();
     unsigned w = o->qos && o->ack_window < o->window ? o->ack_window : o->window;
@@ -454,6 +465,10 @@ int bench_run(const struct opts *o) {
         fprintf(stderr, "loadgen: %llu deliveries, %llu epoll_wait, %llu recv, %llu send\n",
                 (unsigned long long)B.received, (unsigned long long)st->polls,
                 (unsigned long long)st->recvs, (unsigned long long)st->sends);
+        if (o->ws)
+            fprintf(stderr, "loadgen: WebSocket frames: %llu in, %llu out, %llu pings answered\n",
+                    (unsigned long long)st->ws_frames_in, (unsigned long long)st->ws_frames_out,
+                    (unsigned long long)st->ws_pings);
     }
     print_result();
     return 0;

@@ -1,10 +1,11 @@
 /* idle.c - loadgen's idle mode, for measuring the broker's memory per connection.
  *
- * Opens --clients MQTT connections (CONNECT with keepalive 0, wait for CONNACK),
+ * Opens --clients MQTT connections (CONNECT with keepalive 0, wait for CONNACK;
+ * with --ws each one over its own WebSocket, answering the broker's pings),
  * at most --connect-burst handshakes at a time. When all are up it prints
  *   IDLE_READY conns=N secs=S
  * and holds them for --hold seconds or until SIGTERM/SIGINT, then prints
- *   RESULT scenario=idle conns=N failed=F
+ *   RESULT scenario=idle conns=N failed=F transport=tcp|ws
  * run.sh reads the broker's VmRSS before the run and after IDLE_READY.
  */
 #include "loadgen.h"
@@ -97,8 +98,7 @@ int idle_run(const struct opts *o) {
     I.o = o;
     struct net_handlers h = {.on_packet = on_packet, .on_closed = on_closed};
     install_signals();
-    if (net_raise_nofile(o->clients + 64) != 0 ||
-        net_init(o->host, o->port, o->connect_burst, &h) != 0)
+    if (net_raise_nofile(o->clients + 64) != 0 || lg_net_init(o, &h) != 0)
         return 1;
     double t0 = now_sec();
     queue_all(o->clients);
@@ -107,7 +107,8 @@ int idle_run(const struct opts *o) {
         printf("IDLE_READY conns=%u secs=%.2f\n", I.ready, now_sec() - t0);
         hold();
     }
-    printf("RESULT scenario=idle conns=%u failed=%u\n", I.ready, I.failed);
+    printf("RESULT scenario=idle conns=%u failed=%u transport=%s\n", I.ready, I.failed,
+           transport_name(o));
     if (I.failed)
         fprintf(stderr, "loadgen: idle: %u connections failed, first: %s\n", I.failed,
                 I.first_error);

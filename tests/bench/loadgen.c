@@ -2,7 +2,8 @@
  *
  * Used by tests/bench/run.sh to compare polygate with mosquitto. It is a
  * single-threaded epoll client with its own MQTT codec (mqtt_codec.c), its
- * own connection layer (net.c) and two modes:
+ * own connection layer (net.c; plain TCP, or with --ws MQTT over WebSocket,
+ * its own RFC 6455 client in ws.c) and two modes:
  *
  *   bench.c  throughput scenarios, one RESULT line at the end:
  *            pairs   N publisher/subscriber pairs, pair i on bench/pair/<i>
@@ -46,9 +47,12 @@
  * (reordering or duplicates; MQTT keeps per-publisher order, so it should be 0).
  *
  * Output: RESULT scenario= qos= clients= payload= window= msgs= secs= rate=
- *         expected= lost= ooo= stalls=
+ *         expected= lost= ooo= stalls= transport= lg_cpu=
+ * (lg_cpu: loadgen's own CPU time during the measurement, % of one core; if it
+ * nears 100 the load generator, not the broker, limits the rate.)
  */
 #include "loadgen.h"
+#include "net.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -69,6 +73,18 @@ const char *scenario_name(enum scenario sc) {
     return scenario_names[sc];
 }
 
+const char *transport_name(const struct opts *o) {
+    return o->ws ? "ws" : "tcp";
+}
+
+int lg_net_init(const struct opts *o, const struct net_handlers *h) {
+    if (net_init(o->host, o->port, o->connect_burst, h) != 0)
+        return -1;
+    if (o->ws)
+        net_use_websocket(o->ws_path, o->ws_frame_max);
+    return 0;
+}
+
 static void usage(FILE *f) {
     fprintf(f, "usage: loadgen [options]\n"
                "  -s, --scenario NAME    pairs | fanin | fanout | idle (default pairs)\n"
@@ -86,6 +102,10 @@ static void usage(FILE *f) {
                "      --connect-burst M  connections waiting for CONNACK at once (default 64)\n"
                "      --hold S           idle: seconds to hold connections (default 60)\n"
                "      --setup-timeout S  give up if not connected by then (default 60)\n"
+               "      --ws               MQTT over WebSocket (subprotocol mqtt) instead of TCP\n"
+               "      --ws-path P        upgrade request path (default /mqtt)\n"
+               "      --ws-frame-max B   payload bytes per client frame; a flush larger than\n"
+               "                         that is sent as a fragmented message (default 65536)\n"
                "  -v, --verbose          per-second progress on stderr\n");
 }
 
@@ -120,7 +140,17 @@ static void apply_defaults(struct opts *o) {
     }
 }
 
-enum { OPT_PAYLOAD = 256, OPT_WINDOW, OPT_ACK_WINDOW, OPT_BURST, OPT_HOLD, OPT_SETUP };
+enum {
+    OPT_PAYLOAD = 256,
+    OPT_WINDOW,
+    OPT_ACK_WINDOW,
+    OPT_BURST,
+    OPT_HOLD,
+    OPT_SETUP,
+    OPT_WS,
+    OPT_WS_PATH,
+    OPT_WS_FRAME_MAX,
+};
 
 static int parse_args(int argc, char **argv, struct opts *o) {
     static const struct option longopts[] = {
@@ -137,6 +167,9 @@ static int parse_args(int argc, char **argv, struct opts *o) {
         {"connect-burst", required_argument, 0, OPT_BURST},
         {"hold", required_argument, 0, OPT_HOLD},
         {"setup-timeout", required_argument, 0, OPT_SETUP},
+        {"ws", no_argument, 0, OPT_WS},
+        {"ws-path", required_argument, 0, OPT_WS_PATH},
+        {"ws-frame-max", required_argument, 0, OPT_WS_FRAME_MAX},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -184,6 +217,15 @@ static int parse_args(int argc, char **argv, struct opts *o) {
         case OPT_SETUP:
             o->setup_timeout = atof(optarg);
             break;
+        case OPT_WS:
+            o->ws = true;
+            break;
+        case OPT_WS_PATH:
+            o->ws_path = optarg;
+            break;
+        case OPT_WS_FRAME_MAX:
+            o->ws_frame_max = (unsigned)atoi(optarg);
+            break;
         case 'v':
             o->verbose = true;
             break;
@@ -200,7 +242,7 @@ static int parse_args(int argc, char **argv, struct opts *o) {
 static int validate(const struct opts *o) {
     if (o->qos > 1 || o->payload < 12 || o->payload > 65536 || o->secs <= 0 || o->warmup < 0 ||
         o->window == 0 || o->ack_window == 0 || o->ack_window > 30000 || o->port == 0 ||
-        o->clients == 0)
+        o->clients == 0 || o->ws_frame_max == 0 || o->ws_path[0] != '/')
         return -1;
     return 0;
 }
@@ -217,6 +259,8 @@ int main(int argc, char **argv) {
         .warmup = 1,
         .hold = 60,
         .setup_timeout = 60,
+        .ws_path = "/mqtt",
+        .ws_frame_max = 65536,
     };
     if (parse_args(argc, argv, &o) != 0 || (apply_defaults(&o), validate(&o) != 0)) {
         usage(stderr);

@@ -22,10 +22,17 @@ struct opts {
     double warmup;          /* not counted */
     double hold;            /* idle: seconds to hold the connections */
     double setup_timeout;
-    bool verbose; /* per-second progress on stderr */
+    bool verbose;          /* per-second progress on stderr */
+    bool ws;               /* MQTT over WebSocket instead of plain TCP */
+    const char *ws_path;   /* request path of the upgrade (default /mqtt) */
+    unsigned ws_frame_max; /* payload bytes per client frame (default 65536) */
 };
 
 const char *scenario_name(enum scenario sc);
+const char *transport_name(const struct opts *o);
+/* net_init plus the transport the options ask for. Returns 0 or -1. */
+struct net_handlers;
+int lg_net_init(const struct opts *o, const struct net_handlers *h);
 double now_sec(void);
 
 /* Both return the process exit status and print the RESULT line. */

@@ -8,6 +8,18 @@
  * Connects are throttled (at most max_connecting waiting for CONNACK) so the
  * broker's listen backlog never overflows when opening 10,000 connections.
  * The owner (bench.c or idle.c) embeds struct conn in its own structs.
+ *
+ * WebSocket transport (net_use_websocket): each connection first does the
+ * RFC 6455 opening handshake (GET path, subprotocol mqtt, Sec-WebSocket-Accept
+ * checked) and only then sends what the owner queued. The owner still writes
+ * plain MQTT bytes into c->out; every flush wraps all of them in one masked
+ * binary message (split into continuation frames above frame_max bytes), so a
+ * publisher's batch of PUBLISHes costs one frame and one send() as over TCP.
+ * Incoming frames are unwrapped in place in the read buffer into the MQTT
+ * stream (packets may span frames, frames may hold several packets; fragmented
+ * messages are reassembled), pings are answered with pongs, and a close, a
+ * text, masked or otherwise invalid frame from the broker ends the connection
+ * through on_closed with the reason.
  */
 #ifndef LG_NET_H
 #define LG_NET_H
@@ -23,6 +35,8 @@ struct buf {
     size_t off, len, cap; /* pending bytes are data[off, len) */
 };
 
+struct ws_conn; /* net.c's WebSocket state */
+
 struct conn {
     int fd;
     uint8_t kind;          /* owner's tag */
@@ -32,7 +46,8 @@ struct conn {
     bool closed;
     uint32_t index; /* owner's index */
     struct buf out;
-    struct buf pend; /* incomplete packet left over from the last read */
+    struct buf pend;    /* incomplete packet left over from the last read */
+    struct ws_conn *ws; /* WebSocket transport only */
 };
 
 struct net_handlers {
@@ -43,6 +58,10 @@ struct net_handlers {
 /* Sets up epoll and the broker address. Returns 0 or -1 (message printed). */
 int net_init(const char *host, uint16_t port, unsigned max_connecting,
              const struct net_handlers *h);
+
+/* Switches every later connection to MQTT over WebSocket on path (e.g.
+ * "/mqtt"); client frames carry at most frame_max payload bytes each. */
+void net_use_websocket(const char *path, size_t frame_max);
 
 /* Raises RLIMIT_NOFILE to at least need descriptors. Returns 0 or -1. */
 int net_raise_nofile(size_t need);
@@ -71,6 +90,7 @@ void net_close(struct conn *c);
 /* Syscall counters, for --verbose. */
 struct net_stats {
     uint64_t polls, recvs, sends;
+    uint64_t ws_frames_in, ws_frames_out, ws_pings; /* WebSocket only */
 };
 const struct net_stats *net_get_stats(void);
 

@@ -9,20 +9,27 @@
 # mosquitto, runs loadgen for BENCH_SECS, stops it, then does the same with
 # polygate: only the broker being measured runs. Then the idle test: per
 # broker, VmRSS before and after BENCH_IDLE_CONNS idle MQTT connections.
+# The ws-* scenarios are the same over MQTT over WebSocket (loadgen --ws:
+# GET /mqtt, subprotocol mqtt), against each broker's WebSocket listener
+# (mosquitto: "protocol websockets"; polygate: the websocket group, enabled
+# only for these runs). Both brokers then also have a plain MQTT listener,
+# unused: mosquitto 2.0.11 refuses to start with only a websockets listener.
 # Prints two tables. Exit status: 0, even when polygate is missing or fails;
 # nonzero when mosquitto (the reference) or the harness itself fails.
 #
 # Environment:
 #   BENCH_SECS=10                          measured seconds per run (+1 s warm-up)
-#   BENCH_SCENARIOS="pairs fanin fanout idle"
+#   BENCH_SCENARIOS="pairs fanin fanout idle ws-pairs ws-fanin ws-fanout ws-idle"
 #                                          an entry NAME runs both QoS, NAME:Q one
-#   BENCH_IDLE_CONNS=10000                 0 skips the idle test
+#   BENCH_IDLE_CONNS=10000                 0 skips the idle tests (idle, ws-idle)
+#   BENCH_WS_IDLE_TARGET_KB=6              ws-idle: polygate above this is noted
 #   BENCH_KEEP=1                           keep the work dir (configs, logs, RESULT lines)
 set -u
 
 BENCH_SECS=${BENCH_SECS:-10}
-BENCH_SCENARIOS=${BENCH_SCENARIOS:-pairs fanin fanout idle}
+BENCH_SCENARIOS=${BENCH_SCENARIOS:-pairs fanin fanout idle ws-pairs ws-fanin ws-fanout ws-idle}
 BENCH_IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+BENCH_WS_IDLE_TARGET_KB=${BENCH_WS_IDLE_TARGET_KB:-6}
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 [ $# -eq 1 ] || { echo "usage: $0 <build-dir>" >&2; exit 2; }
@@ -32,7 +39,10 @@ POLYGATE=$BUILD/polygate
 WORK=$(mktemp -d /tmp/polygate-bench.XXXXXX)
 
 BROKER_PID=""
-BROKER_PORT=""
+BROKER_PORT="" # where loadgen connects: the MQTT listener, or the WebSocket one
+MQTT_PORT=""
+START_ERROR=""
+BROKER_STATUS=0
 LOADGEN_PID=""
 
 say() { echo "bench: $*" >&2; }
@@ -73,11 +83,12 @@ build_loadgen() {
 
 # ---- ports and processes ----
 
-# A port nothing on this host uses, outside the ephemeral range.
+# A port nothing on this host uses, outside the ephemeral range (and not $1).
 free_port() {
     local port hex
     while :; do
         port=$((20000 + RANDOM % 12000))
+        [ "$port" = "${1:-}" ] && continue
         hex=$(printf '%04X' "$port")
         awk -v h=":$hex" 'index($2, h) == length($2) - 4 { found = 1 } END { exit !found }' \
             /proc/net/tcp /proc/net/tcp6 2>/dev/null || { echo "$port"; return; }
@@ -112,28 +123,50 @@ stop_broker() {
     done
     kill -9 "$BROKER_PID" 2>/dev/null
     wait "$BROKER_PID" 2>/dev/null
+    BROKER_STATUS=$?
     BROKER_PID=""
 }
 
+# exit_desc STATUS: "exit status 1", or "killed by signal 11 (SEGV)".
+exit_desc() {
+    if [ "$1" -gt 128 ]; then
+        echo "killed by signal $(($1 - 128)) ($(kill -l $(($1 - 128)) 2>/dev/null))"
+    else
+        echo "exit status $1"
+    fi
+}
+
+# write_mosquitto_conf MQTT_PORT [WS_PORT]
 write_mosquitto_conf() {
-    cat >"$WORK/mosquitto.conf" <<EOF
-listener $1 127.0.0.1
+    {
+        echo "listener $1 127.0.0.1"
+        echo "max_connections -1"
+        if [ -n "${2:-}" ]; then
+            echo "listener $2 127.0.0.1"
+            echo "protocol websockets"
+            echo "max_connections -1"
+        fi
+        cat <<EOF
 allow_anonymous true
 persistence false
 max_queued_messages 1000
 max_inflight_messages 32
-max_connections -1
 log_type error
 log_dest stderr
 EOF
+    } >"$WORK/mosquitto.conf"
 }
 
+# write_polygate_conf MQTT_PORT [WS_PORT]
 write_polygate_conf() {
+    local ws='websocket = { enabled = false; };'
+    [ -n "${2:-}" ] &&
+        ws="websocket = { enabled = true; listeners = ( { bind = \"127.0.0.1\"; port = $2; } ); };"
     cat >"$WORK/polygate.conf" <<EOF
 broker = { max_inflight = 32; max_queued_messages = 1000; sys_interval = 0; };
 log = { level = "warning"; };
 mqtt = { enabled = true; listeners = ( { bind = "127.0.0.1"; port = $1; } ); };
-websocket = { enabled = false; };
+$ws
 mqttsn = { enabled = false; };
 coap = { enabled = false; };
 stomp = { enabled = false; };
@@ -141,19 +174,32 @@ http = { enabled = false; };
 EOF
 }
 
-# start_broker mosquitto|polygate: sets BROKER_PID and BROKER_PORT.
+# start_broker mosquitto|polygate tcp|ws: sets BROKER_PID, MQTT_PORT and
+# BROKER_PORT (the MQTT port, or for ws the WebSocket port).
 start_broker() {
-    BROKER_PORT=$(free_port)
+    local ws_port=""
+    START_ERROR="did not start"
+    MQTT_PORT=$(free_port)
+    BROKER_PORT=$MQTT_PORT
+    if [ "$2" = ws ]; then
+        ws_port=$(free_port "$MQTT_PORT")
+        BROKER_PORT=$ws_port
+    fi
     if [ "$1" = mosquitto ]; then
-        write_mosquitto_conf "$BROKER_PORT"
+        write_mosquitto_conf "$MQTT_PORT" "$ws_port"
         mosquitto -c "$WORK/mosquitto.conf" >>"$WORK/mosquitto.log" 2>&1 &
     else
         [ -x "$POLYGATE" ] || return 1
-        write_polygate_conf "$BROKER_PORT"
+        write_polygate_conf "$MQTT_PORT" "$ws_port"
         "$POLYGATE" -c "$WORK/polygate.conf" >>"$WORK/polygate.log" 2>&1 &
     fi
     BROKER_PID=$!
+    if ! wait_port "$MQTT_PORT" "$BROKER_PID"; then
+        stop_broker
+        return 1
+    fi
     if ! wait_port "$BROKER_PORT" "$BROKER_PID"; then
+        START_ERROR="did not start (no WebSocket listener on port $BROKER_PORT)"
         stop_broker
         return 1
     fi
@@ -179,17 +225,35 @@ field() { # field NAME "RESULT ... NAME=value ..."
     sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"
 }
 
+# transport SCENARIO: "ws" for the ws-* scenarios, else "tcp".
+transport() {
+    case "$1" in ws-*) echo ws ;; *) echo tcp ;; esac
+}
+
+# loadgen_args SCENARIO: loadgen's scenario and transport options.
+loadgen_args() {
+    case "$1" in
+    ws-*) echo "-s ${1#ws-} --ws" ;;
+    *) echo "-s $1" ;;
+    esac
+}
+
 # measure_rate BROKER SCENARIO QOS: sets MEASURED to "rate lost expected", or "".
 # (Globals rather than $(...): brokers must be started by this shell so that
 # the EXIT trap can stop them.)
 measure_rate() {
     local broker=$1 sc=$2 qos=$3 line alive=1 t0 ticks0 cpu
     MEASURED=""
-    start_broker "$broker" || { broker_failed "$broker" "did not start"; return; }
+    start_broker "$broker" "$(transport "$sc")" || {
+        broker_failed "$broker" "$sc: $START_ERROR"
+        return
+    }
     t0=$(date +%s.%N)
     ticks0=$(cpu_ticks "$BROKER_PID")
+    echo "== $broker $sc qos $qos" >>"$WORK/loadgen.log"
     # In the background + wait, so that a signal reaches the EXIT trap at once.
-    timeout $((BENCH_SECS + 90)) "$LOADGEN" -p "$BROKER_PORT" -s "$sc" -q "$qos" \
+    # shellcheck disable=SC2046 # loadgen_args is meant to split
+    timeout $((BENCH_SECS + 90)) "$LOADGEN" -p "$BROKER_PORT" $(loadgen_args "$sc") -q "$qos" \
         -t "$BENCH_SECS" --setup-timeout 30 >"$WORK/run.out" 2>>"$WORK/loadgen.log" &
     LOADGEN_PID=$!
     wait "$LOADGEN_PID"
@@ -201,12 +265,13 @@ measure_rate() {
     echo "$broker $line" >>"$WORK/results.txt"
     if [ -z "$line" ] || [ "$alive" = 0 ]; then
         local why="loadgen error"
-        [ "$alive" = 0 ] && why=crashed
+        [ "$alive" = 0 ] && why="crashed, $(exit_desc "$BROKER_STATUS")"
         broker_failed "$broker" "$sc qos $qos: $why"
         return
     fi
     say "$broker $sc qos $qos: $(field rate "$line") msgs/s, lost $(field lost "$line")," \
-        "broker CPU $cpu% of one core (incl. setup and drain)"
+        "broker CPU $cpu% of one core (incl. setup and drain)," \
+        "loadgen CPU $(field lg_cpu "$line")%"
     MEASURED="$(field rate "$line") $(field lost "$line") $(field expected "$line")"
 }
 
@@ -247,31 +312,41 @@ wait_idle_ready() {
     return 1
 }
 
-# measure_idle BROKER: sets MEASURED to KB of RSS per idle connection, or "".
+# measure_idle BROKER tcp|ws: sets MEASURED to KB of RSS per idle connection, or "".
 measure_idle() {
-    local broker=$1 before after="" ok=1 dropped
+    local broker=$1 tr=$2 before after="" ok=1 alive=1 dropped wsopt="" what=idle why
     MEASURED=""
-    start_broker "$broker" || { broker_failed "$broker" "did not start"; return; }
+    if [ "$tr" = ws ]; then
+        wsopt=--ws
+        what="ws-idle"
+    fi
+    start_broker "$broker" "$tr" || { broker_failed "$broker" "$what: $START_ERROR"; return; }
     before=$(settled_rss_kb "$BROKER_PID")
-    "$LOADGEN" -p "$BROKER_PORT" -s idle -n "$BENCH_IDLE_CONNS" --hold 600 \
-        --setup-timeout 110 >"$WORK/idle.out" 2>>"$WORK/loadgen.log" &
+    echo "== $broker $what" >>"$WORK/loadgen.log"
+    # shellcheck disable=SC2086 # $wsopt is empty or one word
+    "$LOADGEN" -p "$BROKER_PORT" -s idle $wsopt -n "$BENCH_IDLE_CONNS" --hold 600 \
+        --setup-timeout 110 >"$WORK/idle.out" 2>"$WORK/idle.err" &
     LOADGEN_PID=$!
     wait_idle_ready || ok=0
     [ "$ok" = 1 ] && after=$(settled_rss_kb "$BROKER_PID")
-    kill -0 "$BROKER_PID" 2>/dev/null || ok=0
+    kill -0 "$BROKER_PID" 2>/dev/null || { ok=0; alive=0; }
     kill "$LOADGEN_PID" 2>/dev/null
     wait "$LOADGEN_PID" 2>/dev/null
     LOADGEN_PID=""
+    cat "$WORK/idle.err" >>"$WORK/loadgen.log"
     stop_broker
     dropped=$(field failed "$(grep '^RESULT' "$WORK/idle.out")")
     if [ "$ok" = 1 ] && [ -n "$dropped" ] && [ "$dropped" != 0 ]; then
-        NOTES="$NOTES $broker closed $dropped idle connections while measured;"
+        NOTES="$NOTES $broker closed $dropped $what connections while measured;"
     fi
     if [ "$ok" = 0 ] || [ -z "$after" ]; then
-        broker_failed "$broker" "idle test: $BENCH_IDLE_CONNS connections failed"
+        why="$(field conns "$(grep '^RESULT' "$WORK/idle.out")") of $BENCH_IDLE_CONNS connected"
+        why="$why, $(sed -n 's/.*connections failed, \(first: .*\)/\1/p' "$WORK/idle.err" | tail -n 1)"
+        [ "$alive" = 0 ] && why="crashed, $(exit_desc "$BROKER_STATUS") ($why)"
+        broker_failed "$broker" "$what test: $why"
         return
     fi
-    say "$broker idle: VmRSS $before kB -> $after kB with $BENCH_IDLE_CONNS connections"
+    say "$broker $what: VmRSS $before kB -> $after kB with $BENCH_IDLE_CONNS connections"
     MEASURED=$(awk -v a="$after" -v b="$before" -v n="$BENCH_IDLE_CONNS" \
         'BEGIN { printf "%.2f", (a - b) / n }')
 }
@@ -296,7 +371,7 @@ lost_note() {
 }
 
 RATE_ROWS=()
-IDLE_ROW=""
+IDLE_ROWS=()
 NOTES=""
 MEASURED=""
 LOAD_BEFORE=""
@@ -317,17 +392,27 @@ run_rate_row() {
     RATE_ROWS+=("$sc|$qos|$mq_rate|${pg_rate:-n/a}|$(ratio "$mq_rate" "$pg_rate")|${note%; }")
 }
 
+# run_idle_row tcp|ws
 run_idle_row() {
-    local mq pg
-    measure_idle mosquitto
+    local tr=$1 mq pg label="MQTT/TCP" note=""
+    [ "$tr" = ws ] && label="MQTT/WebSocket"
+    measure_idle mosquitto "$tr"
     mq=$MEASURED
-    [ -n "$mq" ] || die "mosquitto idle test gave no result"
+    [ -n "$mq" ] || die "mosquitto $label idle test gave no result"
     pg=""
     if [ -x "$POLYGATE" ]; then
-        measure_idle polygate
+        measure_idle polygate "$tr"
         pg=$MEASURED
     fi
-    IDLE_ROW="$BENCH_IDLE_CONNS conns|$mq|${pg:-n/a}"
+    if [ "$tr" = ws ]; then
+        note="polygate target <= $BENCH_WS_IDLE_TARGET_KB KB"
+        if [ -n "$pg" ] &&
+            awk -v p="$pg" -v t="$BENCH_WS_IDLE_TARGET_KB" 'BEGIN { exit !(p > t) }'; then
+            note="polygate ABOVE the $BENCH_WS_IDLE_TARGET_KB KB target"
+            NOTES="$NOTES polygate ws-idle $pg KB per connection > $BENCH_WS_IDLE_TARGET_KB KB target;"
+        fi
+    fi
+    IDLE_ROWS+=("$BENCH_IDLE_CONNS $label conns|$mq|${pg:-n/a}|$note")
 }
 
 print_tables() {
@@ -337,17 +422,22 @@ print_tables() {
         "${BENCH_SECS}s per run, payload 64 B, loopback, $(nproc) cores," \
         "load average before: $LOAD_BEFORE"
     echo
-    printf '%-8s | %-3s | %16s | %15s | %5s | %s\n' scenario qos "mosquitto msgs/s" \
-        "polygate msgs/s" ratio notes
-    for row in "${RATE_ROWS[@]}"; do
-        IFS='|' read -r sc qos mq pg r note <<<"$row"
-        printf '%-8s | %-3s | %16s | %15s | %5s | %s\n' "$sc" "$qos" "$mq" "$pg" "$r" "$note"
-    done
-    if [ -n "$IDLE_ROW" ]; then
+    if [ "${#RATE_ROWS[@]}" -gt 0 ]; then
+        printf '%-9s | %-3s | %16s | %15s | %5s | %s\n' scenario qos "mosquitto msgs/s" \
+            "polygate msgs/s" ratio notes
+        for row in "${RATE_ROWS[@]}"; do
+            IFS='|' read -r sc qos mq pg r note <<<"$row"
+            printf '%-9s | %-3s | %16s | %15s | %5s | %s\n' "$sc" "$qos" "$mq" "$pg" "$r" "$note"
+        done
+    fi
+    if [ "${#IDLE_ROWS[@]}" -gt 0 ]; then
         echo
-        printf '%-23s | %12s | %11s\n' "idle RSS per connection" "mosquitto KB" "polygate KB"
-        IFS='|' read -r what mq pg <<<"$IDLE_ROW"
-        printf '%-23s | %12s | %11s\n' "$what" "$mq" "$pg"
+        printf '%-31s | %12s | %11s | %s\n' "idle RSS per connection" "mosquitto KB" \
+            "polygate KB" notes
+        for row in "${IDLE_ROWS[@]}"; do
+            IFS='|' read -r what mq pg note <<<"$row"
+            printf '%-31s | %12s | %11s | %s\n' "$what" "$mq" "$pg" "$note"
+        done
     fi
     [ -x "$POLYGATE" ] || echo "(polygate: $POLYGATE not found)"
     [ -n "$NOTES" ] && echo "problems:$NOTES"
@@ -362,9 +452,9 @@ main() {
     for entry in ${BENCH_SCENARIOS//,/ }; do
         sc=${entry%%:*}
         case "$sc" in
-        pairs | fanin | fanout) ;;
-        idle)
-            [ "$BENCH_IDLE_CONNS" -gt 0 ] && run_idle_row
+        pairs | fanin | fanout | ws-pairs | ws-fanin | ws-fanout) ;;
+        idle | ws-idle)
+            [ "$BENCH_IDLE_CONNS" -gt 0 ] && run_idle_row "$(transport "$sc")"
             continue
             ;;
         *) die "unknown scenario '$sc' in BENCH_SCENARIOS" ;;
