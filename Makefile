@@ -22,7 +22,7 @@ LIB_SRCS  := $(filter-out gateway/main.c,$(LIB_SRCS))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
-EXAMPLES  := $(BUILD)/examples/embed
+EXAMPLES  := $(BUILD)/examples/embed $(BUILD)/examples/mqttsn-sensor
 
 # npm packages, never committed: MQTT.js for the browser example (served by the
 # WebSocket listener from examples/web) and the browser test's driver.
@@ -59,6 +59,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpolygate.a
 $(BUILD)/examples/embed: examples/embed/embed.c $(BUILD)/libpolygate.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libpolygate.a $(LDLIBS_ALL)
+
+# A device's program: libc and POSIX sockets only, none of polygate's code or flags.
+$(BUILD)/examples/mqttsn-sensor: examples/mqttsn-sensor/sensor.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow -o $@ $<
 
 examples: $(EXAMPLES)
 

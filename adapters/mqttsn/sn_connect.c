@@ -116,10 +116,30 @@ static uint8_t sn_refusal(int rc) {
                                                                      : SN_RC_NOT_SUPPORTED;
 }
 
+/* A client whose broker session is still attached (it woke, or reconnected
+ * without clean session) carries on with it: only the will may be new. */
+static int resume_session(struct sn_client *c) {
+    if (c->has_will && pg_session_set_will(c->session, will_message(c))) {
+        sn_log(c, PG_LOG_NOTICE, "connection refused: may not publish its will");
+        sn_send_rc(c, SN_CONNACK, SN_RC_NOT_SUPPORTED);
+        sn_client_end(c, PG_DISC_NORMAL);
+        return -1;
+    }
+    c->state = SN_ACTIVE;
+    sn_refresh_deadline(c);
+    pg_session_touch(c->session);
+    sn_send_rc(c, SN_CONNACK, SN_RC_ACCEPTED);
+    sn_log(c, PG_LOG_INFO, "connected again (keep alive %u, session kept)", c->duration_s);
+    sn_pump(c);
+    return 0;
+}
+
 /* Asks the broker: attaches the client to its session, or refuses it. Returns -1
  * when refused (c is freed then). */
 static int finish_connect(struct sn_client *c) {
     struct sn_gw *gw = c->gw;
+    if (c->session)
+        return resume_session(c);
     const char *pw = gw->c.password;
     struct pg_connect_req req = {
         .id = {c->client_id, gw->c.username, c->peer, "mqtt-sn", gw->c.listener, NULL},
@@ -197,17 +217,22 @@ void sn_on_connect(struct sn_gw *gw, struct sn_client *here, const struct sn_add
     struct sn_client *c = claim(gw, here, from, id);
     if (!c)
         return;
-    if (c->session) { /* back without a goodbye: the old connection just ends */
+    const struct sn_flags *f = &m->u.connect.flags;
+    /* Back with a session still attached (awake, or reconnecting): clean session
+     * starts afresh; otherwise everything stored stays, the will too unless a new
+     * one comes (spec 6.3). */
+    if (c->session && f->clean_session) {
         pg_disconnect(c->session, PG_DISC_NORMAL, NULL);
         c->session = NULL;
         sn_out_clear(c);
     }
-    c->clean = m->u.connect.flags.clean_session;
+    c->clean = f->clean_session;
     c->duration_s = m->u.connect.duration;
     if (c->clean)
         sn_regs_clear(c);
-    will_clear(c);
-    if (m->u.connect.flags.will) {
+    if (!c->session || f->will)
+        will_clear(c);
+    if (f->will) {
         c->state = SN_WAIT_WILLTOPIC;
         c->deadline = sn_now(gw) + DIALOGUE_TIMEOUT_S * 1000;
         sn_send_simple(c, SN_WILLTOPICREQ);
