@@ -60,7 +60,8 @@ static int open_one(struct sn_group *s, struct lws_context *cx, pg_broker *b,
     if (!l->udp)
         return -1;
     char name[96];
-    snprintf(name, sizeof name, "mqttsn:%s:%d", lc->bind, sn_lws_port(l->udp));
+    snprintf(name, sizeof name, strchr(lc->bind, ':') ? "mqttsn:[%s]:%d" : "mqttsn:%s:%d", lc->bind,
+             sn_lws_port(l->udp));
     struct sn_gw_config c = {
         .broker = b,
         .listener = name,
@@ -77,6 +78,10 @@ static int open_one(struct sn_group *s, struct lws_context *cx, pg_broker *b,
         .max_retries = o->max_retries,
         .max_clients = lc->max_connections,
     };
+    if (o->advertise_interval > 0) {
+        c.broadcast = (const struct sockaddr *)&s->advertise_to;
+        c.broadcast_len = sizeof s->advertise_to;
+    }
     l->gw = sn_gw_new(&c, sn_lws_sender(), l->udp);
     if (!l->gw) {
         snprintf(err, errlen, "out of memory");
@@ -105,6 +110,10 @@ struct sn_group *sn_group_start(struct polygate *g, struct lws_context *cx, pg_b
     for (int i = 0; i < cfg->mqttsn_opts.n_predefined; i++)
         pre[i] = (struct sn_predefined){(uint16_t)cfg->mqttsn_opts.predefined[i].id,
                                         cfg->mqttsn_opts.predefined[i].topic};
+    if (cfg->mqttsn_opts.advertise_interval > 0) {
+        s->advertise_s = (uint16_t)cfg->mqttsn_opts.advertise_interval;
+        parse_address(cfg->mqttsn_opts.advertise_address, &s->advertise_to);
+    }
     for (int i = 0; i < n; i++)
         if (open_one(s, cx, b, cfg, &cfg->mqttsn.listeners[i], pre, err, errlen) < 0) {
             free(pre);
@@ -114,11 +123,8 @@ struct sn_group *sn_group_start(struct polygate *g, struct lws_context *cx, pg_b
     free(pre); /* the gateways copied it */
     if (s->n)
         polygate_every(g, TICK_MS, tick, s);
-    if (s->n && cfg->mqttsn_opts.advertise_interval > 0) {
-        s->advertise_s = (uint16_t)cfg->mqttsn_opts.advertise_interval;
-        parse_address(cfg->mqttsn_opts.advertise_address, &s->advertise_to);
+    if (s->n && s->advertise_s)
         polygate_every(g, s->advertise_s * 1000, advertise, s);
-    }
     return s;
 }
 

@@ -278,10 +278,14 @@ void sn_send_simple(struct sn_client *c, uint8_t type) {
 
 /* ---- datagrams ---- */
 
+/* GWINFO to the sender, and to the broadcast address when there is one, so the
+ * other devices in range learn of the gateway too. */
 static void answer_searchgw(struct sn_gw *gw, const struct sn_addr *from) {
     struct sn_msg m = {.type = SN_GWINFO};
     m.u.gwinfo.gw_id = gw->c.gateway_id;
     sn_send(gw, from, &m);
+    if (gw->broadcast.len)
+        sn_send(gw, &gw->broadcast, &m);
 }
 
 static void tell_to_connect(struct sn_gw *gw, const struct sn_addr *from) {
@@ -562,6 +566,11 @@ struct sn_gw *sn_gw_new(const struct sn_gw_config *c, sn_send_fn send, void *sen
     gw->cap = 1024;
     gw->by_addr = calloc(gw->cap, sizeof *gw->by_addr);
     gw->by_id = calloc(gw->cap, sizeof *gw->by_id);
+    if (c->broadcast && c->broadcast_len <= sizeof gw->broadcast.u) {
+        memcpy(&gw->broadcast.u, c->broadcast, c->broadcast_len);
+        gw->broadcast.len = c->broadcast_len;
+    }
+    gw->c.broadcast = NULL;
     gw->c.listener = dup_str(c->listener);
     gw->c.mountpoint = dup_str(c->mountpoint);
     gw->c.username = c->username && *c->username ? strdup(c->username) : NULL;

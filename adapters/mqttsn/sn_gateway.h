@@ -35,6 +35,9 @@ struct sn_gw_config {
     int retry_interval_s;
     int max_retries;
     int max_clients; /* 0 = unlimited */
+    /* Where ADVERTISE goes; GWINFO answers to SEARCHGW go there too. NULL = none. */
+    const struct sockaddr *broadcast;
+    socklen_t broadcast_len;
 };
 
 /* Sends one datagram; the gateway keeps no socket of its own. */

@@ -112,6 +112,7 @@ struct sn_client {
 struct sn_gw {
     struct sn_gw_config c; /* strings owned */
     struct sn_predefined *predefined;
+    struct sn_addr broadcast; /* len 0 = none */
     sn_send_fn send;
     void *send_ud;
     struct sn_client **by_addr, **by_id;

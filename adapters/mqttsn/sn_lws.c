@@ -1,28 +1,37 @@
-/* sn_lws.c - MQTT-SN over UDP on the lws loop: a bound UDP socket adopted by lws
- * (see shared/notes/lws-libcoap.md, "UDP"), each datagram handed to the gateway
- * with its sender, replies sent with sendto() to the address the gateway names
- * (lws_write would answer whoever sent the last datagram).
+/* sn_lws.c - MQTT-SN over UDP on the lws loop: our own bound UDP socket (IPv4 or
+ * IPv6), adopted by lws only to say when it is readable; each datagram is read
+ * with recvfrom() and handed to the gateway with its sender, and replies go out
+ * with sendto() to the address the gateway names.
+ *
+ * Not lws's own UDP adoption: it takes a zero-length datagram for a closed
+ * connection and closes the listener (anyone could stop the gateway with one
+ * empty packet), and it binds IPv4 only (shared/notes/lws-libcoap.md, "UDP").
  *
  * The socket buffers are raised: a burst of sensor datagrams must queue in the
  * kernel rather than be dropped while the loop is busy.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 
 #include "adapters/mqttsn/sn_lws.h"
 #include "gateway/log.h"
 
-#define SOCKET_BUFFER (4 * 1024 * 1024)
+#define SOCKET_BUFFER  (4 * 1024 * 1024)
+#define READS_PER_WAKE 256 /* then let other connections have the loop */
 
 struct sn_lws {
     struct sn_gw *gw;
     struct lws_vhost *vh;
     struct lws *wsi;
+    int fd;
     int port;
     uint64_t send_failures;
 };
@@ -30,25 +39,38 @@ struct sn_lws {
 static void send_datagram(void *ud, const struct sockaddr *to, socklen_t tolen, const uint8_t *buf,
                           size_t len) {
     struct sn_lws *l = ud;
-    if (!l->wsi)
+    if (l->fd < 0)
         return;
-    if (sendto(lws_get_socket_fd(l->wsi), buf, len, 0, to, tolen) < 0 &&
+    if (sendto(l->fd, buf, len, 0, to, tolen) < 0 &&
         l->send_failures++ % 1000 == 0) /* UDP may drop; QoS 1/2 are resent */
         pg_warn("mqtt-sn: sendto failed: %s (%llu so far)", strerror(errno),
                 (unsigned long long)l->send_failures);
+}
+
+static void read_datagrams(struct sn_lws *l) {
+    static uint8_t buf[65536];
+    for (int i = 0; i < READS_PER_WAKE; i++) {
+        struct sockaddr_storage from;
+        socklen_t fromlen = sizeof from;
+        ssize_t n = recvfrom(l->fd, buf, sizeof buf, MSG_TRUNC, (struct sockaddr *)&from, &fromlen);
+        if (n < 0)
+            return; /* EAGAIN: all read */
+        if ((size_t)n > sizeof buf)
+            continue; /* cannot happen with UDP's own limit; never parse a cut datagram */
+        if (l->gw)
+            sn_gw_input(l->gw, (struct sockaddr *)&from, fromlen, buf, (size_t)n);
+    }
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len) {
     struct sn_lws *l = wsi ? lws_get_opaque_user_data(wsi) : NULL;
     switch (reason) {
-    case LWS_CALLBACK_RAW_RX: {
-        const struct lws_udp *u = lws_get_udp(wsi);
-        if (l && u && l->gw)
-            sn_gw_input(l->gw, &u->sa, u->salen, in, len);
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (l)
+            read_datagrams(l);
         return 0;
-    }
-    case LWS_CALLBACK_RAW_CLOSE:
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
         if (l)
             l->wsi = NULL;
         return 0;
@@ -68,6 +90,41 @@ static void raise_buffers(int fd) {
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 }
 
+/* A bound non-blocking UDP socket, or -1 with err set. */
+static int bind_udp(const char *bind_addr, int port, int broadcast, char *err, size_t errlen) {
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    int v6 = strchr(bind_addr, ':') != NULL;
+    if (v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        inet_pton(AF_INET6, bind_addr, &a->sin6_addr);
+        len = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        inet_pton(AF_INET, bind_addr, &a->sin_addr);
+        len = sizeof *a;
+    }
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0 && v6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (fd >= 0 && broadcast)
+        setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) < 0) {
+        snprintf(err, errlen, "cannot listen for mqttsn on UDP %s%s%s:%d: %s", v6 ? "[" : "",
+                 bind_addr, v6 ? "]" : "", port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 struct sn_lws *sn_lws_open(struct lws_context *cx, const char *bind_addr, int port, int broadcast,
                            char *err, size_t errlen) {
     struct sn_lws *l = calloc(1, sizeof *l);
@@ -75,32 +132,35 @@ struct sn_lws *sn_lws_open(struct lws_context *cx, const char *bind_addr, int po
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    if ((l->fd = bind_udp(bind_addr, port, broadcast, err, errlen)) < 0) {
+        free(l);
+        return NULL;
+    }
+    raise_buffers(l->fd);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) == 0)
+        l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
     struct lws_context_creation_info vi;
     memset(&vi, 0, sizeof vi);
-    char name[48];
-    snprintf(name, sizeof name, "mqttsn-%s-%d", bind_addr, port);
+    char name[64];
+    snprintf(name, sizeof name, "mqttsn-%s-%d", bind_addr, l->port);
     vi.vhost_name = name;
     vi.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     vi.protocols = protocols;
     l->vh = lws_create_vhost(cx, &vi);
-    if (l->vh) {
-        int flags = LWS_CAUDP_BIND | (broadcast ? LWS_CAUDP_BROADCAST : 0);
-        l->wsi = lws_create_adopt_udp(l->vh, strcmp(bind_addr, "0.0.0.0") ? bind_addr : NULL, port,
-                                      flags, protocols[0].name, NULL, NULL, l, NULL);
-    }
+    lws_sock_file_fd_type fd = {.filefd = l->fd};
+    if (l->vh)
+        l->wsi =
+            lws_adopt_descriptor_vhost(l->vh, LWS_ADOPT_RAW_FILE_DESC, fd, protocols[0].name, NULL);
     if (!l->wsi) {
-        snprintf(err, errlen, "cannot listen for mqttsn on UDP %s:%d: %s", bind_addr, port,
-                 strchr(bind_addr, ':') ? "IPv6 is not supported for UDP yet"
-                                        : "address in use or not available");
+        snprintf(err, errlen, "cannot add the mqttsn UDP socket to the event loop");
+        close(l->fd);
         free(l);
         return NULL;
     }
-    int fd = lws_get_socket_fd(l->wsi);
-    raise_buffers(fd);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        l->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    lws_set_opaque_user_data(l->wsi, l);
     return l;
 }
 
@@ -117,5 +177,5 @@ int sn_lws_port(const struct sn_lws *l) {
 }
 
 void sn_lws_free(struct sn_lws *l) {
-    free(l); /* the wsi and vhost go with the lws context */
+    free(l); /* the wsi (which closes the socket) and vhost go with the lws context */
 }

@@ -9,7 +9,7 @@
 struct lws_context;
 struct sn_lws;
 
-/* Binds UDP bind_addr:port (IPv4; port 0 = any free port). broadcast: the socket
+/* Binds UDP bind_addr:port (IPv4 or IPv6; port 0 = any free port). broadcast: the socket
  * may send to a broadcast address (ADVERTISE). Returns NULL with err set. */
 struct sn_lws *sn_lws_open(struct lws_context *cx, const char *bind_addr, int port, int broadcast,
                            char *err, size_t errlen);
