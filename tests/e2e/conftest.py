@@ -81,7 +81,31 @@ DEFAULT_CONFIG = {
     "ws_www_dir": "",
     "ws_mountpoint": "",
     "ws_allow_anonymous": None,  # the websocket group's override (None = not set)
+    # MQTT-SN (polygate only): mqttsn=True adds `mqttsn = { enabled = true; ... }` with one
+    # UDP listener on a free loopback port (broker.sn_port); otherwise the group is
+    # `mqttsn = { enabled = false; }`. Each mqttsn_<key> left at None is not written (the
+    # gateway's default applies); predefined_topics is a tuple of (id, topic) pairs,
+    # max_connections goes into the listener, allow_anonymous is the group's override.
+    "mqttsn": False,
+    "mqttsn_gateway_id": None,
+    "mqttsn_mountpoint": None,
+    "mqttsn_predefined_topics": None,
+    "mqttsn_qos_neg1": None,
+    "mqttsn_username": None,
+    "mqttsn_password": None,
+    "mqttsn_allowed_clients": None,
+    "mqttsn_max_registrations": None,
+    "mqttsn_retry_interval": None,
+    "mqttsn_max_retries": None,
+    "mqttsn_advertise_interval": None,
+    "mqttsn_advertise_address": None,
+    "mqttsn_allow_anonymous": None,
+    "mqttsn_max_connections": None,
 }
+# the mqttsn_* keys written as `key = value;` in the group, in this order
+MQTTSN_KEYS = ("gateway_id", "mountpoint", "qos_neg1", "username", "password",
+               "allowed_clients", "max_registrations", "retry_interval", "max_retries",
+               "advertise_interval", "advertise_address", "allow_anonymous")
 AUTH_HTTP_KEYS = ("url", "acl_url", "timeout_ms", "cache_seconds", "cache_size", "on_error",
                   "format", "ca_file")
 
@@ -119,6 +143,12 @@ def polygate_bin():
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
 
@@ -198,7 +228,30 @@ def _websocket_conf(cfg, ws_port, wss_port, tls):
     return "websocket = { %s };\n" % "\n              ".join(items)
 
 
-def _polygate_conf(cfg, port, tls_port, tls, ws_port=None, wss_port=None):
+def _mqttsn_conf(cfg, sn_port):
+    """The `mqttsn = { ... };` group: disabled unless mqttsn=True."""
+    if not sn_port:
+        return "mqttsn = { enabled = false; };\n"
+    listener = '{ bind = "%s"; port = %d;' % (HOST, sn_port)
+    if cfg["mqttsn_max_connections"] is not None:
+        listener += " max_connections = %d;" % cfg["mqttsn_max_connections"]
+    items = ["enabled = true;", "listeners = ( %s } );" % listener]
+    for k in MQTTSN_KEYS:
+        v = cfg["mqttsn_" + k]
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        elif isinstance(v, str):
+            v = _qs(v)
+        items.append("%s = %s;" % (k, v))
+    if cfg["mqttsn_predefined_topics"] is not None:
+        items.append("predefined_topics = ( %s );" % ",\n        ".join(
+            "{ id = %d; topic = %s; }" % (i, _qs(t)) for i, t in cfg["mqttsn_predefined_topics"]))
+    return "mqttsn = { %s };\n" % "\n           ".join(items)
+
+
+def _polygate_conf(cfg, port, tls_port, tls, ws_port=None, wss_port=None, sn_port=None):
     b = lambda v: "true" if v else "false"
     listeners = ['{ bind = "%s"; port = %d; }' % (HOST, port)]
     if tls_port:
@@ -212,7 +265,7 @@ def _polygate_conf(cfg, port, tls_port, tls, ws_port=None, wss_port=None):
         "         failure_delay_ms = %d; %s};\n"
         'log = { level = "%s"; };\n'
         "mqtt = { enabled = true; listeners = ( %s ); %s};\n"
-        "%smqttsn = { enabled = false; };\n"
+        "%s%s"
         "coap = { enabled = false; };\nstomp = { enabled = false; };\nhttp = { enabled = false; };\n"
     ) % (cfg["max_packet_size"], cfg["max_inflight"], cfg["max_queued_messages"],
          cfg["max_keepalive"], b(cfg["retain_available"]), cfg["sys_interval"],
@@ -221,7 +274,7 @@ def _polygate_conf(cfg, port, tls_port, tls, ws_port=None, wss_port=None):
          ",\n    ".join(listeners),
          "" if cfg["mqtt_allow_anonymous"] is None
          else "allow_anonymous = %s; " % b(cfg["mqtt_allow_anonymous"]),
-         _websocket_conf(cfg, ws_port, wss_port, tls))
+         _websocket_conf(cfg, ws_port, wss_port, tls), _mqttsn_conf(cfg, sn_port))
 
 
 def _mosquitto_conf(cfg, port, tls_port, tls, ws_port=None, wss_port=None):
@@ -276,11 +329,13 @@ class Broker:
         self.tls_port = None
         self.ws_port = None   # MQTT over WebSocket (broker_config ws=True)
         self.wss_port = None  # the same over TLS (ws_tls=True)
+        self.sn_port = None   # MQTT-SN over UDP (broker_config mqttsn=True)
         self.cafile = None
 
     def __repr__(self):
-        return "<Broker %s %s:%s tls=%s ws=%s wss=%s>" % (
-            self.target, self.host, self.port, self.tls_port, self.ws_port, self.wss_port)
+        return "<Broker %s %s:%s tls=%s ws=%s wss=%s sn=%s>" % (
+            self.target, self.host, self.port, self.tls_port, self.ws_port, self.wss_port,
+            self.sn_port)
 
     def start(self):
         tls = tls_files() if (self.cfg["tls"] or self.cfg["ws_tls"]) else None
@@ -289,6 +344,7 @@ class Broker:
             self.tls_port = free_port() if self.cfg["tls"] else None
             self.ws_port = free_port() if self.cfg["ws"] else None
             self.wss_port = free_port() if self.cfg["ws_tls"] else None
+            self.sn_port = free_udp_port() if self.cfg["mqttsn"] else None
             if tls:
                 self.cafile = tls["ca"]
             if TARGET == "mosquitto":
@@ -299,7 +355,7 @@ class Broker:
             else:
                 conf = self.dir / "polygate.conf"
                 conf.write_text(_polygate_conf(self.cfg, self.port, self.tls_port, tls,
-                                              self.ws_port, self.wss_port))
+                                              self.ws_port, self.wss_port, self.sn_port))
                 binary = polygate_bin()
                 if not os.access(binary, os.X_OK):
                     pytest.fail("polygate binary %s not found or not executable "
@@ -341,7 +397,30 @@ class Broker:
                     ports.pop(0)
             except OSError:
                 time.sleep(0.02)
+        if self.sn_port and self.target == "polygate":
+            return self._wait_udp_ready(deadline)
         return True
+
+    def _wait_udp_ready(self, deadline):
+        """The MQTT-SN UDP port is bound: a SEARCHGW is answered, or at least not refused
+        (ICMP port unreachable) for a while."""
+        silent = 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((self.host, self.sn_port))
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    s.send(b"\x03\x01\x00")  # SEARCHGW, radius 0
+                    s.settimeout(0.2)
+                    s.recv(65536)
+                    return True
+                except ConnectionRefusedError:
+                    silent = 0
+                    time.sleep(0.02)
+                except socket.timeout:
+                    silent += 1
+                    if silent >= 5:
+                        return True
+        return False
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
