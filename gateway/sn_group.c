@@ -18,6 +18,7 @@
 struct sn_listener {
     struct sn_lws *udp;
     struct sn_gw *gw;
+    int v4; /* ADVERTISE goes to an IPv4 address */
 };
 
 struct sn_group {
@@ -36,8 +37,9 @@ static void tick(void *ud) {
 static void advertise(void *ud) {
     struct sn_group *s = ud;
     for (int i = 0; i < s->n; i++)
-        sn_gw_advertise(s->l[i].gw, (const struct sockaddr *)&s->advertise_to,
-                        sizeof s->advertise_to, s->advertise_s);
+        if (s->l[i].v4)
+            sn_gw_advertise(s->l[i].gw, (const struct sockaddr *)&s->advertise_to,
+                            sizeof s->advertise_to, s->advertise_s);
 }
 
 /* config.c checked the form "IPv4:port". */
@@ -78,7 +80,7 @@ static int open_one(struct sn_group *s, struct lws_context *cx, pg_broker *b,
         .max_retries = o->max_retries,
         .max_clients = lc->max_connections,
     };
-    if (o->advertise_interval > 0) {
+    if (o->advertise_interval > 0 && !strchr(lc->bind, ':')) { /* an IPv4 address */
         c.broadcast = (const struct sockaddr *)&s->advertise_to;
         c.broadcast_len = sizeof s->advertise_to;
     }
@@ -89,6 +91,7 @@ static int open_one(struct sn_group *s, struct lws_context *cx, pg_broker *b,
         return -1;
     }
     sn_lws_attach(l->udp, l->gw);
+    l->v4 = !strchr(lc->bind, ':');
     s->n++;
     pg_notice("listening: %s (UDP)", name);
     return 0;

@@ -44,9 +44,12 @@ static void on_kick(void *conn, uint8_t reason) {
 static void on_resume(void *conn) {
     struct sn_client *c = conn;
     c->waiting = 0;
-    if (c->state == SN_CONNECTING && finish_connect(c) < 0)
-        return; /* refused: c is gone */
-    sn_release_held(c);
+    sn_pin(c);
+    if (c->state == SN_CONNECTING)
+        finish_connect(c);
+    if (!c->dead)
+        sn_release_held(c);
+    sn_unpin(c);
 }
 
 const struct pg_conn_ops sn_conn_ops = {on_wakeup, on_kick, on_resume};
@@ -119,7 +122,7 @@ static uint8_t sn_refusal(int rc) {
 /* A client whose broker session is still attached (it woke, or reconnected
  * without clean session) carries on with it: only the will may be new. */
 static int resume_session(struct sn_client *c) {
-    if (c->has_will && pg_session_set_will(c->session, will_message(c))) {
+    if (c->will_asked && pg_session_set_will(c->session, c->has_will ? will_message(c) : NULL)) {
         sn_log(c, PG_LOG_NOTICE, "connection refused: may not publish its will");
         sn_send_rc(c, SN_CONNACK, SN_RC_NOT_SUPPORTED);
         sn_client_end(c, PG_DISC_NORMAL);
@@ -128,6 +131,8 @@ static int resume_session(struct sn_client *c) {
     c->state = SN_ACTIVE;
     sn_refresh_deadline(c);
     pg_session_touch(c->session);
+    for (uint16_t i = 0; i < c->n_out; i++) /* a sleep is not a missed ack */
+        c->out[i].tries = 0;
     sn_send_rc(c, SN_CONNACK, SN_RC_ACCEPTED);
     sn_log(c, PG_LOG_INFO, "connected again (keep alive %u, session kept)", c->duration_s);
     sn_pump(c);
@@ -178,11 +183,17 @@ static int finish_connect(struct sn_client *c) {
 /* The client for a CONNECT: the one with this id (moved here if it was
  * elsewhere), or a new one. NULL when refused (already answered). */
 static struct sn_client *claim(struct sn_gw *gw, struct sn_client *here, const struct sn_addr *from,
-                               const char *id) {
+                               const char *id, int *moved) {
     struct sn_client *c = sn_client_by_id(gw, id);
+    *moved = c && c != here;
     if (here && here != c) /* this address now belongs to another client id */
         sn_client_lost(here, "its address connected with another client id");
     if (c) {
+        if (c->waiting) { /* a new CONNECT replaces whatever waited for an answer */
+            pg_forget_conn(gw->c.broker, c);
+            sn_held_clear(c);
+            c->waiting = 0;
+        }
         sn_client_move(c, from);
         return c;
     }
@@ -214,22 +225,28 @@ void sn_on_connect(struct sn_gw *gw, struct sn_client *here, const struct sn_add
         pg_notice("mqtt-sn: client '%s' refused: not in mqttsn.allowed_clients", id);
         return;
     }
-    struct sn_client *c = claim(gw, here, from, id);
+    int moved = 0;
+    struct sn_client *c = claim(gw, here, from, id, &moved);
     if (!c)
         return;
     const struct sn_flags *f = &m->u.connect.flags;
-    /* Back with a session still attached (awake, or reconnecting): clean session
-     * starts afresh; otherwise everything stored stays, the will too unless a new
-     * one comes (spec 6.3). */
-    if (c->session && f->clean_session) {
+    /* Back with a session still attached: a sleeping device becomes active with all
+     * it had (spec 6.14), a reconnect without clean session keeps everything stored,
+     * the will too unless a new one comes (6.3). A clean session, or the client id
+     * from another address (which must log in again), starts afresh. */
+    int sleeping = c->state == SN_ASLEEP || c->state == SN_AWAKE;
+    if (c->session && (moved || (f->clean_session && !sleeping))) {
         pg_disconnect(c->session, PG_DISC_NORMAL, NULL);
         c->session = NULL;
         sn_out_clear(c);
     }
-    c->clean = f->clean_session;
+    if (!c->session) {
+        c->clean = f->clean_session;
+        if (c->clean)
+            sn_regs_clear(c);
+    }
     c->duration_s = m->u.connect.duration;
-    if (c->clean)
-        sn_regs_clear(c);
+    c->will_asked = f->will;
     if (!c->session || f->will)
         will_clear(c);
     if (f->will) {
@@ -262,6 +279,7 @@ static int take_will_topic(struct sn_client *c, const struct sn_msg *m) {
 
 static int take_will_msg(struct sn_client *c, const struct sn_msg *m) {
     free(c->will_msg);
+    c->will_msg_len = 0;
     c->will_msg = malloc(m->u.willmsg.msg.len + 1);
     if (!c->will_msg)
         return -1;
@@ -271,6 +289,11 @@ static int take_will_msg(struct sn_client *c, const struct sn_msg *m) {
 }
 
 void sn_on_willtopic(struct sn_client *c, const struct sn_msg *m) {
+    if (c->state == SN_WAIT_WILLMSG) { /* our WILLMSGREQ was lost: the client repeats */
+        take_will_topic(c, m);
+        sn_send_simple(c, SN_WILLMSGREQ);
+        return;
+    }
     if (c->state != SN_WAIT_WILLTOPIC)
         return; /* out of sequence: ignored */
     take_will_topic(c, m);
@@ -283,31 +306,58 @@ void sn_on_willtopic(struct sn_client *c, const struct sn_msg *m) {
 }
 
 void sn_on_willmsg(struct sn_client *c, const struct sn_msg *m) {
+    if (c->state == SN_ACTIVE && c->will_asked) { /* our CONNACK was lost */
+        sn_send_rc(c, SN_CONNACK, SN_RC_ACCEPTED);
+        return;
+    }
     if (c->state != SN_WAIT_WILLMSG)
         return;
     take_will_msg(c, m);
     finish_connect(c);
 }
 
-static uint8_t update_will(struct sn_client *c) {
-    pg_msg *w = will_message(c);
-    return pg_session_set_will(c->session, w) ? SN_RC_NOT_SUPPORTED : SN_RC_ACCEPTED;
+/* The will as it would be after an update; committed only when the core takes it
+ * (a refused update leaves the old will, here and in the core). */
+static uint8_t update_will(struct sn_client *c, const struct sn_msg *m, int topic) {
+    struct sn_client next = *c;
+    next.will_topic = c->will_topic ? strdup(c->will_topic) : NULL;
+    next.will_msg = c->will_msg ? malloc(c->will_msg_len + 1) : NULL;
+    if (next.will_msg)
+        memcpy(next.will_msg, c->will_msg, c->will_msg_len);
+    if ((c->will_topic && !next.will_topic) || (c->will_msg && !next.will_msg) ||
+        (topic ? take_will_topic(&next, m) : take_will_msg(&next, m)) < 0) {
+        free(next.will_topic);
+        free(next.will_msg);
+        return SN_RC_CONGESTION;
+    }
+    if (pg_session_set_will(c->session, next.has_will ? will_message(&next) : NULL)) {
+        free(next.will_topic);
+        free(next.will_msg);
+        return SN_RC_NOT_SUPPORTED;
+    }
+    free(c->will_topic);
+    free(c->will_msg);
+    c->will_topic = next.will_topic;
+    c->will_msg = next.will_msg;
+    c->will_msg_len = next.will_msg_len;
+    c->will_qos = next.will_qos;
+    c->will_retain = next.will_retain;
+    c->has_will = next.has_will;
+    return SN_RC_ACCEPTED;
 }
 
 void sn_on_willtopicupd(struct sn_client *c, const struct sn_msg *m) {
-    take_will_topic(c, m);
-    sn_send_rc(c, SN_WILLTOPICRESP, update_will(c));
+    sn_send_rc(c, SN_WILLTOPICRESP, update_will(c, m, 1));
 }
 
 void sn_on_willmsgupd(struct sn_client *c, const struct sn_msg *m) {
-    take_will_msg(c, m);
-    sn_send_rc(c, SN_WILLMSGRESP, update_will(c));
+    sn_send_rc(c, SN_WILLMSGRESP, update_will(c, m, 0));
 }
 
 /* ---- DISCONNECT, sleep, PINGREQ ---- */
 
 void sn_on_disconnect(struct sn_client *c, const struct sn_msg *m) {
-    if (m->u.disconnect.has_duration && c->session &&
+    if (m->u.disconnect.has_duration && m->u.disconnect.duration && c->session &&
         (c->state == SN_ACTIVE || c->state == SN_AWAKE || c->state == SN_ASLEEP)) {
         c->state = SN_ASLEEP;
         c->duration_s = m->u.disconnect.duration;

@@ -18,7 +18,8 @@
 #include "gateway/log.h"
 
 #define MALFORMED_LOGS_PER_SEC 5
-#define MAX_HELD               32 /* datagrams kept while an auth answer is awaited */
+#define MAX_HELD               32 /* datagrams kept while an auth answer is awaited... */
+#define MAX_HELD_BYTES         (64 * 1024) /* ...and their bytes */
 
 int64_t sn_now(const struct sn_gw *gw) {
     return pg_broker_now(gw->c.broker);
@@ -211,7 +212,7 @@ void sn_client_move(struct sn_client *c, const struct sn_addr *a) {
     link_addr(c, a);
 }
 
-static void held_clear(struct sn_client *c) {
+void sn_held_clear(struct sn_client *c) {
     while (c->held) {
         struct sn_held *h = c->held;
         c->held = h->next;
@@ -219,10 +220,25 @@ static void held_clear(struct sn_client *c) {
     }
     c->held_tail = &c->held;
     c->n_held = 0;
+    c->held_bytes = 0;
+}
+
+void sn_pin(struct sn_client *c) {
+    c->busy++;
+}
+
+int sn_unpin(struct sn_client *c) {
+    if (--c->busy == 0 && c->dead) {
+        free(c);
+        return 0;
+    }
+    return !c->dead;
 }
 
 void sn_client_free(struct sn_client *c) {
     struct sn_gw *gw = c->gw;
+    if (c->dead)
+        return;
     pg_forget_conn(gw->c.broker, c);
     if (c->session)
         pg_disconnect(c->session, PG_DISC_NORMAL, NULL);
@@ -230,12 +246,15 @@ void sn_client_free(struct sn_client *c) {
     unlink_id(c);
     sn_out_clear(c);
     sn_regs_clear(c);
-    held_clear(c);
+    sn_held_clear(c);
     free(c->will_topic);
     free(c->will_msg);
     free(c->client_id);
-    free(c);
+    c->client_id = NULL;
+    c->dead = 1;
     gw->n_clients--;
+    if (!c->busy)
+        free(c);
 }
 
 /* ---- sending ---- */
@@ -296,7 +315,7 @@ static void tell_to_connect(struct sn_gw *gw, const struct sn_addr *from) {
 }
 
 static struct sn_held *held_new(struct sn_client *c, const uint8_t *buf, size_t len) {
-    if (c->n_held >= MAX_HELD) {
+    if (c->n_held >= MAX_HELD || c->held_bytes + len > MAX_HELD_BYTES) {
         sn_log(c, PG_LOG_NOTICE, "datagram dropped while waiting for authorization");
         return NULL;
     }
@@ -307,6 +326,7 @@ static struct sn_held *held_new(struct sn_client *c, const uint8_t *buf, size_t 
     h->len = len;
     memcpy(h->data, buf, len);
     c->n_held++;
+    c->held_bytes += len;
     return h;
 }
 
@@ -330,6 +350,15 @@ static void hold_first(struct sn_client *c, const uint8_t *buf, size_t len) {
         c->held_tail = &h->next;
 }
 
+static int same_host(const struct sn_addr *a, const struct sn_addr *b) {
+    if (a->u.sa.sa_family != b->u.sa.sa_family || a->node_len != b->node_len ||
+        memcmp(a->node, b->node, a->node_len))
+        return 0;
+    if (a->u.sa.sa_family == AF_INET6)
+        return !memcmp(&a->u.in6.sin6_addr, &b->u.in6.sin6_addr, 16);
+    return a->u.in.sin_addr.s_addr == b->u.in.sin_addr.s_addr;
+}
+
 /* From a sender that is not (or no longer) a client. */
 static void from_stranger(struct sn_gw *gw, const struct sn_addr *from, const struct sn_msg *m) {
     switch (m->type) {
@@ -351,7 +380,9 @@ static void from_stranger(struct sn_gw *gw, const struct sn_addr *from, const st
             snprintf(id, sizeof id, "%.*s", (int)m->u.pingreq.client_id.len,
                      (const char *)m->u.pingreq.client_id.p);
             struct sn_client *c = sn_client_by_id(gw, id);
-            if (c && (c->state == SN_ASLEEP || c->state == SN_AWAKE)) {
+            /* A new port, as after a radio wake-up; another host must CONNECT (and
+             * log in) to take the queued messages. */
+            if (c && (c->state == SN_ASLEEP || c->state == SN_AWAKE) && same_host(&c->addr, from)) {
                 sn_client_move(c, from);
                 sn_on_pingreq(c, m);
                 return;
@@ -498,17 +529,20 @@ void sn_gw_input(struct sn_gw *gw, const struct sockaddr *from, socklen_t fromle
 
 /* Handles the datagrams kept while a client waited, until one waits again. */
 void sn_release_held(struct sn_client *c) {
-    while (c->held && !c->waiting) {
+    sn_pin(c); /* a held DISCONNECT may end c */
+    while (!c->dead && c->held && !c->waiting) {
         struct sn_held *h = c->held;
         c->held = h->next;
         if (!c->held)
             c->held_tail = &c->held;
         c->n_held--;
+        c->held_bytes -= h->len;
         struct sn_msg m;
         if (sn_decode(h->data, h->len, &m) == 0)
             sn_handle(c, &m, h->data, h->len);
         free(h);
     }
+    sn_unpin(c);
 }
 
 /* ---- timers ---- */

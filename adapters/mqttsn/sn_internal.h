@@ -84,6 +84,9 @@ struct sn_client {
     uint8_t clean;
     uint8_t waiting;               /* a packet waits for an auth answer (held[0]) */
     uint8_t hold_pump, pump_later; /* see sn_subscribe.c */
+    uint8_t pumping, pump_again;   /* see sn_pump */
+    uint8_t busy;                  /* frames that use c after calls that may end it */
+    uint8_t dead;                  /* ended while busy: freed when the last frame leaves */
     uint16_t duration_s;           /* keep alive while active, sleep duration while asleep */
     int64_t deadline;              /* broker clock: lost when passed (0 = none) */
 
@@ -93,9 +96,10 @@ struct sn_client {
     uint8_t *will_msg;
     size_t will_msg_len;
     uint8_t has_will;
+    uint8_t will_asked; /* this CONNECT had the will flag: its dialogue sets the will */
 
     struct sn_reg *regs;
-    uint16_t n_regs, cap_regs;
+    uint32_t n_regs, cap_regs;
     uint16_t next_topic_id;
     uint16_t next_msg_id; /* our REGISTERs and QoS 0 publishes */
 
@@ -105,6 +109,7 @@ struct sn_client {
 
     struct sn_held *held, **held_tail;
     uint16_t n_held;
+    size_t held_bytes;
 
     struct sn_client *next_by_addr, *next_by_id;
 };
@@ -127,7 +132,13 @@ struct sn_client *sn_client_by_id(struct sn_gw *gw, const char *client_id);
 struct sn_client *sn_client_new(struct sn_gw *gw, const struct sn_addr *a, const char *client_id);
 /* Moves a client to another address (a CONNECT from elsewhere took it over). */
 void sn_client_move(struct sn_client *c, const struct sn_addr *a);
+/* Ends a client: out of the tables, its session detached. The memory goes at once,
+ * or when the last sn_pin()ned frame using it calls sn_unpin(). */
 void sn_client_free(struct sn_client *c);
+void sn_pin(struct sn_client *c);
+void sn_held_clear(struct sn_client *c);
+/* Returns 0 when c is gone (do not touch it), 1 when it is still there. */
+int sn_unpin(struct sn_client *c);
 void sn_send(struct sn_gw *gw, const struct sn_addr *to, const struct sn_msg *m);
 void sn_send_client(struct sn_client *c, const struct sn_msg *m);
 void sn_send_rc(struct sn_client *c, uint8_t type, uint8_t rc); /* CONNACK, WILL*RESP */
@@ -187,6 +198,7 @@ uint16_t sn_reg_find(const struct sn_client *c, const char *topic, size_t len);
 /* Registers a topic (returns its id); 0 when the client has max_registrations. */
 uint16_t sn_reg_add(struct sn_client *c, const char *topic, size_t len);
 const char *sn_reg_topic(const struct sn_client *c, uint16_t id);
+void sn_reg_remove(struct sn_client *c, uint16_t id);
 void sn_regs_clear(struct sn_client *c);
 /* The predefined id of a topic name, 0 when none. */
 uint16_t sn_predefined_id(const struct sn_gw *gw, const char *topic, size_t len);

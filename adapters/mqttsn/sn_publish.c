@@ -128,12 +128,15 @@ void sn_on_register(struct sn_client *c, const struct sn_msg *m) {
     const sn_str *t = &m->u.reg.topic;
     struct sn_msg r = {.type = SN_REGACK};
     r.u.regack.msg_id = m->u.reg.msg_id;
+    /* A wildcard cannot be published to, a topic too long for the mountpoint
+     * could never be used, and a full registry will not empty by waiting: all three
+     * are "not supported" (congestion would make clients retry for ever). */
     if (!t->len || memchr(t->p, '+', t->len) || memchr(t->p, '#', t->len) ||
-        memchr(t->p, 0, t->len)) {
+        memchr(t->p, 0, t->len) || t->len + strlen(c->gw->c.mountpoint) >= MAX_TOPIC) {
         r.u.regack.rc = SN_RC_NOT_SUPPORTED;
     } else {
         r.u.regack.topic_id = sn_reg_add(c, (const char *)t->p, t->len);
-        r.u.regack.rc = r.u.regack.topic_id ? SN_RC_ACCEPTED : SN_RC_CONGESTION;
+        r.u.regack.rc = r.u.regack.topic_id ? SN_RC_ACCEPTED : SN_RC_NOT_SUPPORTED;
     }
     sn_send_client(c, &r);
 }
@@ -249,7 +252,8 @@ static int route_delivery(struct sn_client *c, struct pg_delivery *d) {
     return 1;
 }
 
-void sn_pump(struct sn_client *c) {
+/* One pass over what the session has now. Returns 1 when all of it went out. */
+static int pump_once(struct sn_client *c) {
     struct pg_delivery d;
     int more = 1;
     while (c->session && !c->pending_reg && (more = pg_session_next(c->session, &d))) {
@@ -264,11 +268,39 @@ void sn_pump(struct sn_client *c) {
         }
         route_delivery(c, &d);
     }
-    if (c->state == SN_AWAKE && !more && !c->pending_reg && !c->n_out) {
+    return !more;
+}
+
+/* The core calls back into wakeup from inside calls made here (a discarded
+ * delivery frees window space): those become another pass of this loop rather
+ * than a recursion as deep as the queue. */
+void sn_pump(struct sn_client *c) {
+    if (c->pumping) {
+        c->pump_again = 1;
+        return;
+    }
+    c->pumping = 1;
+    int drained;
+    do {
+        c->pump_again = 0;
+        drained = pump_once(c);
+    } while (c->pump_again);
+    c->pumping = 0;
+    if (c->state == SN_AWAKE && drained && !c->pending_reg && !c->n_out) {
         sn_send_simple(c, SN_PINGRESP);
         c->state = SN_ASLEEP;
         sn_refresh_deadline(c);
     }
+}
+
+/* Takes a delivery back out of the registration wait or an ack wait and routes it
+ * again (its topic needs a new registration). */
+static void reroute(struct sn_client *c, struct pg_delivery *d) {
+    if (c->pending_reg) { /* one registration at a time: this one cannot wait too */
+        drop_delivery(c, d, "its topic must be registered again");
+        return;
+    }
+    route_delivery(c, d);
 }
 
 void sn_on_regack(struct sn_client *c, const struct sn_msg *m) {
@@ -276,37 +308,51 @@ void sn_on_regack(struct sn_client *c, const struct sn_msg *m) {
     if (!r || r->msg_id != m->u.regack.msg_id)
         return;
     c->pending_reg = NULL;
-    if (m->u.regack.rc == SN_RC_ACCEPTED)
+    if (m->u.regack.rc == SN_RC_ACCEPTED) {
         deliver(c, &r->d, SN_TOPIC_NORMAL, r->topic_id);
-    else
+    } else {
+        sn_reg_remove(c, r->topic_id); /* the client does not know this id */
         drop_delivery(c, &r->d, "the client refused the topic's registration");
+    }
     free(r);
     sn_pump(c);
 }
 
 void sn_on_puback(struct sn_client *c, const struct sn_msg *m) {
     uint16_t id = m->u.puback.msg_id;
+    uint8_t rc = m->u.puback.rc;
     struct sn_out *o = find_out(c, id, SN_PUBACK);
-    if (!o && (o = find_out(c, id, SN_PUBREC)) && m->u.puback.rc == SN_RC_ACCEPTED)
+    if (!o && (o = find_out(c, id, SN_PUBREC)) && rc == SN_RC_ACCEPTED)
         return; /* a QoS 2 delivery is not acknowledged by PUBACK */
-    if (!o)
+    if (!o) {
+        if (rc == SN_RC_INVALID_TOPIC_ID && m->u.puback.topic_id)
+            sn_reg_remove(c, m->u.puback.topic_id); /* a QoS 0 one: register it next time */
         return;
-    if (m->u.puback.rc == SN_RC_INVALID_TOPIC_ID && o->id_type == SN_TOPIC_NORMAL) {
-        /* The client forgot the id (it restarted): register again next time. */
-        sn_log(c, PG_LOG_INFO, "client does not know topic id %u; registering it again",
-               o->topic_id);
-        for (uint16_t i = 0; i < c->n_regs; i++)
-            if (c->regs[i].id == o->topic_id) {
-                free(c->regs[i].topic);
-                c->regs[i] = c->regs[--c->n_regs];
-                break;
-            }
     }
-    if (m->u.puback.rc == SN_RC_ACCEPTED)
+    if (rc == SN_RC_CONGESTION)
+        return; /* kept: sent again after retry_interval */
+    struct sn_out gone = *o;
+    *o = c->out[--c->n_out]; /* out of the list before the core calls back */
+    if (rc == SN_RC_INVALID_TOPIC_ID && gone.id_type == SN_TOPIC_NORMAL && gone.msg) {
+        /* The client forgot the id (it restarted): register it again and resend. */
+        sn_log(c, PG_LOG_INFO, "client does not know topic id %u; registering it again",
+               gone.topic_id);
+        sn_reg_remove(c, gone.topic_id);
+        struct pg_delivery d = {.kind = PG_DELIVER_PUBLISH,
+                                .msg = gone.msg,
+                                .packet_id = gone.msg_id,
+                                .qos = gone.qos,
+                                .retain = gone.retain,
+                                .dup = 1};
+        reroute(c, &d);
+        sn_pump(c);
+        return;
+    }
+    pg_msg_unref(gone.msg);
+    if (rc == SN_RC_ACCEPTED)
         pg_session_puback(c->session, id);
     else
         pg_session_discard(c->session, id);
-    remove_out(c, o);
     sn_pump(c);
 }
 
@@ -318,21 +364,21 @@ void sn_on_pubrec(struct sn_client *c, const struct sn_msg *m) {
             send_ack(c, SN_PUBREL, id);
         return;
     }
-    pg_session_pubrec(c->session, id);
     pg_msg_unref(o->msg);
     o->msg = NULL;
     o->wait = SN_PUBCOMP;
     o->tries = 0;
     o->sent_at = sn_now(c->gw);
     send_ack(c, SN_PUBREL, id);
+    pg_session_pubrec(c->session, id); /* last: it may call back */
 }
 
 void sn_on_pubcomp(struct sn_client *c, const struct sn_msg *m) {
     struct sn_out *o = find_out(c, m->u.ack.msg_id, SN_PUBCOMP);
     if (!o)
         return;
-    pg_session_pubcomp(c->session, m->u.ack.msg_id);
     remove_out(c, o);
+    pg_session_pubcomp(c->session, m->u.ack.msg_id);
     sn_pump(c);
 }
 

@@ -26,9 +26,21 @@ static int filter_of(struct sn_client *c, const struct sn_msg *m, char *buf, siz
     size_t len = s->topic_name.len;
     if (!len || memchr(name, 0, len))
         return -1;
-    if (!memchr(name, '+', len) && !memchr(name, '#', len))
-        *topic_id = sn_reg_add(c, name, len);
     return sn_mount(c->gw, name, len, buf, n);
+}
+
+/* The id a SUBACK for a topic name reports: a plain topic that deliveries will
+ * send by registered id is registered now; a wildcard, a short name or a
+ * predefined topic report 0 or the id they are delivered with (spec 5.4.16). */
+static uint16_t suback_topic_id(struct sn_client *c, const struct sn_msg *m) {
+    const char *name = (const char *)m->u.subscribe.topic_name.p;
+    size_t len = m->u.subscribe.topic_name.len;
+    uint16_t pre;
+    if (memchr(name, '+', len) || memchr(name, '#', len) || len == 2)
+        return 0;
+    if ((pre = sn_predefined_id(c->gw, name, len)))
+        return pre;
+    return sn_reg_add(c, name, len);
 }
 
 static void send_suback(struct sn_client *c, const struct sn_msg *m, int granted, uint16_t topic_id,
@@ -64,6 +76,8 @@ void sn_on_subscribe(struct sn_client *c, const struct sn_msg *m) {
                     rc == PG_RC_TOPIC_FILTER_INVALID ? SN_RC_INVALID_TOPIC_ID
                                                      : SN_RC_NOT_SUPPORTED);
     } else {
+        if (m->u.subscribe.flags.topic_id_type == SN_TOPIC_NORMAL)
+            topic_id = suback_topic_id(c, m);
         send_suback(c, m, rc, topic_id, SN_RC_ACCEPTED);
     }
     if (c->pump_later) {

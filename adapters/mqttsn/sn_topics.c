@@ -43,15 +43,24 @@ static const char *predefined_topic(const struct sn_gw *gw, uint16_t id) {
     return NULL;
 }
 
+void sn_reg_remove(struct sn_client *c, uint16_t id) {
+    for (uint32_t i = 0; i < c->n_regs; i++)
+        if (c->regs[i].id == id) {
+            free(c->regs[i].topic);
+            c->regs[i] = c->regs[--c->n_regs];
+            return;
+        }
+}
+
 const char *sn_reg_topic(const struct sn_client *c, uint16_t id) {
-    for (uint16_t i = 0; i < c->n_regs; i++)
+    for (uint32_t i = 0; i < c->n_regs; i++)
         if (c->regs[i].id == id)
             return c->regs[i].topic;
     return NULL;
 }
 
 uint16_t sn_reg_find(const struct sn_client *c, const char *topic, size_t len) {
-    for (uint16_t i = 0; i < c->n_regs; i++)
+    for (uint32_t i = 0; i < c->n_regs; i++)
         if (strlen(c->regs[i].topic) == len && !memcmp(c->regs[i].topic, topic, len))
             return c->regs[i].id;
     return 0;
@@ -61,10 +70,12 @@ uint16_t sn_reg_add(struct sn_client *c, const char *topic, size_t len) {
     uint16_t id = sn_reg_find(c, topic, len);
     if (id)
         return id;
-    if (c->n_regs >= c->gw->c.max_registrations || c->n_regs == 0xFFFE)
+    if (c->n_regs >= (uint32_t)c->gw->c.max_registrations || c->n_regs >= 0xFFFE)
         return 0;
     if (c->n_regs == c->cap_regs) {
-        uint16_t cap = c->cap_regs ? c->cap_regs * 2 : 4;
+        uint32_t cap = c->cap_regs ? c->cap_regs * 2 : 4;
+        if (cap > (uint32_t)c->gw->c.max_registrations)
+            cap = (uint32_t)c->gw->c.max_registrations;
         struct sn_reg *r = realloc(c->regs, cap * sizeof *r);
         if (!r)
             return 0;
@@ -86,7 +97,7 @@ uint16_t sn_reg_add(struct sn_client *c, const char *topic, size_t len) {
 }
 
 void sn_regs_clear(struct sn_client *c) {
-    for (uint16_t i = 0; i < c->n_regs; i++)
+    for (uint32_t i = 0; i < c->n_regs; i++)
         free(c->regs[i].topic);
     free(c->regs);
     c->regs = NULL;

@@ -4,8 +4,12 @@
  * the state machines, retries and timeouts run on hostile input, not only the
  * codec.
  *
+ * A hook can make logins and access checks wait for a later answer, as the HTTP
+ * auth backend does, so held datagrams and resuming are fuzzed too.
+ *
  * Input format: repeated [1 byte: sender (bits 0-2) | tick (bit 3) | long tick
- * (bit 4)] [1 byte: datagram length] [datagram bytes].
+ * (bit 4) | toggle deferring (bit 5) | answer the oldest waiting question (bit 6)
+ * with a refusal (bit 7) or an allow] [1 byte: datagram length] [datagram bytes].
  */
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -15,6 +19,39 @@
 #include "gateway/log.h"
 
 static size_t sent_bytes;
+
+static pg_broker *broker;
+static int deferring;
+static pg_defer *waiting[8];
+static int n_waiting;
+
+static int later(void) {
+    if (!deferring || n_waiting == 8)
+        return PG_HOOK_PASS;
+    pg_defer *d = pg_hook_defer(broker);
+    if (!d)
+        return PG_HOOK_PASS;
+    waiting[n_waiting++] = d;
+    return PG_HOOK_PENDING;
+}
+
+static int hook_authenticate(void *ud, const struct pg_identity *id, const void *pw, size_t n,
+                             int has) {
+    return later();
+}
+
+static int hook_authorize(void *ud, const struct pg_identity *id, int access, const char *t,
+                          size_t n) {
+    return later();
+}
+
+static void answer_oldest(int refuse) {
+    if (!n_waiting)
+        return;
+    pg_defer *d = waiting[0];
+    memmove(waiting, waiting + 1, (size_t)--n_waiting * sizeof waiting[0]);
+    pg_defer_answer(d, refuse ? PG_RC_NOT_AUTHORIZED : PG_HOOK_ALLOW);
+}
 
 static void fake_send(void *ud, const struct sockaddr *to, socklen_t tolen, const uint8_t *buf,
                       size_t len) {
@@ -31,6 +68,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bc.max_queued_messages = 8;
     bc.sys_interval = 0;
     pg_broker *b = pg_broker_new(&bc);
+    struct pg_hooks hooks = {.authenticate = hook_authenticate, .authorize = hook_authorize};
+    pg_broker_add_hooks(b, &hooks);
+    broker = b;
+    deferring = 0;
+    n_waiting = 0;
     int64_t now = 1000;
     pg_broker_tick(b, now);
     static const struct sn_predefined pre[] = {{1, "pre/one"}, {2, "pre/+/w"}};
@@ -54,6 +96,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         i += 2;
         if (n > size - i)
             n = (uint8_t)(size - i);
+        if (op & 32)
+            deferring = !deferring;
+        if (op & 64)
+            answer_oldest(op & 128);
         struct sockaddr_in from = {.sin_family = AF_INET, .sin_port = htons(1000 + (op & 7))};
         from.sin_addr.s_addr = htonl(0x7f000001);
         sn_gw_input(gw, (struct sockaddr *)&from, sizeof from, data + i, n);
