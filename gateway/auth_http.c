@@ -1,9 +1,9 @@
 /* auth_http.c - see auth_http.h.
  *
  * A question (a login, or a client's access to a topic) becomes a key; answered
- * keys sit in a fixed-size cache (one slot per hash, a newer answer replaces an
- * older one) for cache_seconds. On a miss the hook starts a POST, takes a ticket
- * from the core (pg_hook_defer) and returns PG_HOOK_PENDING; when the service
+ * keys sit in a fixed-size cache (two possible slots per key; a new answer takes
+ * an empty one or the one expiring sooner) for cache_seconds. On a miss the hook starts a POST,
+ * takes a ticket from the core (pg_hook_defer) and returns PG_HOOK_PENDING; when the service
  * answers, every client waiting on that key is resumed and asks again, finding the
  * answer in the cache, or with caching off, in the core's ticket. Several clients
  * asking the same question share one request.
@@ -91,24 +91,42 @@ static uint8_t *make_key(const struct field *f, int n, size_t *len) {
     return k;
 }
 
-static struct answer *slot(pg_auth_http *h, uint64_t hash) {
-    return &h->cache[hash % (uint64_t)h->c.cache_size];
+/* Each key may live in one of two slots, so two keys that share a slot do not keep
+ * pushing each other out. */
+static struct answer *slot(pg_auth_http *h, uint64_t hash, int which) {
+    uint64_t n = (uint64_t)h->c.cache_size;
+    return &h->cache[(which ? hash >> 32 : hash) % n];
+}
+
+static int holds(const struct answer *a, const uint8_t *key, size_t len, uint64_t hash) {
+    return a->key && a->hash == hash && a->key_len == len && !memcmp(a->key, key, len);
 }
 
 static int cache_get(pg_auth_http *h, const uint8_t *key, size_t len, uint64_t hash, int *verdict) {
-    struct answer *a = slot(h, hash);
-    if (!a->key || a->hash != hash || a->key_len != len || memcmp(a->key, key, len))
-        return 0;
-    if (a->expires <= pg_broker_now(h->b))
-        return 0;
-    *verdict = a->verdict;
-    return 1;
+    for (int i = 0; i < 2; i++) {
+        const struct answer *a = slot(h, hash, i);
+        if (holds(a, key, len, hash) && a->expires > pg_broker_now(h->b)) {
+            *verdict = a->verdict;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The slot for a new answer: the key's own, an empty one, or the older of two. */
+static struct answer *slot_for(pg_auth_http *h, const struct ask *q) {
+    struct answer *a = slot(h, q->hash, 0), *b = slot(h, q->hash, 1);
+    if (holds(a, q->key, q->key_len, q->hash) || !a->key)
+        return a;
+    if (holds(b, q->key, q->key_len, q->hash) || !b->key)
+        return b;
+    return a->expires <= b->expires ? a : b;
 }
 
 static void cache_put(pg_auth_http *h, const struct ask *q, int verdict) {
     if (!h->c.cache_seconds)
         return;
-    struct answer *a = slot(h, q->hash);
+    struct answer *a = slot_for(h, q);
     uint8_t *k = malloc(q->key_len ? q->key_len : 1);
     if (!k)
         return;
