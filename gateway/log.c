@@ -78,5 +78,10 @@ void pg_log(int level, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
+    /* Client ids, usernames and topics come from the network: a newline or an
+     * escape sequence in one must not forge log lines or drive a terminal. */
+    for (char *p = line + n; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     fprintf(sink ? sink : stderr, "%s\n", line);
 }

@@ -366,7 +366,7 @@ struct polygate *polygate_new(const struct pg_config *cfg, char *err, size_t err
             polygate_free(g);
             return NULL;
         }
-    if (!(g->mqttsn = sn_group_start(g, g->cx, g->broker, cfg, err, errlen))) {
+    if (!(g->mqttsn = sn_group_start(g, g->cx, g->broker, cfg, &g->n_connections, err, errlen))) {
         polygate_free(g);
         return NULL;
     }

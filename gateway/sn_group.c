@@ -55,7 +55,8 @@ static void parse_address(const char *v, struct sockaddr_in *a) {
 
 static int open_one(struct sn_group *s, struct lws_context *cx, pg_broker *b,
                     const struct pg_config *cfg, const struct pg_listener_conf *lc,
-                    const struct sn_predefined *pre, char *err, size_t errlen) {
+                    const struct sn_predefined *pre, int *total_connections, char *err,
+                    size_t errlen) {
     const typeof(cfg->mqttsn_opts) *o = &cfg->mqttsn_opts;
     struct sn_listener *l = &s->l[s->n];
     l->udp = sn_lws_open(cx, lc->bind, lc->port, o->advertise_interval > 0, err, errlen);
@@ -79,6 +80,8 @@ static int open_one(struct sn_group *s, struct lws_context *cx, pg_broker *b,
         .retry_interval_s = o->retry_interval,
         .max_retries = o->max_retries,
         .max_clients = lc->max_connections,
+        .total_connections = total_connections,
+        .total_max = cfg->broker.max_connections,
     };
     if (o->advertise_interval > 0 && !strchr(lc->bind, ':')) { /* an IPv4 address */
         c.broadcast = (const struct sockaddr *)&s->advertise_to;
@@ -98,7 +101,8 @@ static int open_one(struct sn_group *s, struct lws_context *cx, pg_broker *b,
 }
 
 struct sn_group *sn_group_start(struct polygate *g, struct lws_context *cx, pg_broker *b,
-                                const struct pg_config *cfg, char *err, size_t errlen) {
+                                const struct pg_config *cfg, int *total_connections, char *err,
+                                size_t errlen) {
     int n = cfg->mqttsn.enabled ? cfg->mqttsn.n_listeners : 0;
     struct sn_group *s = calloc(1, sizeof *s);
     struct sn_predefined *pre = calloc((size_t)cfg->mqttsn_opts.n_predefined + 1, sizeof *pre);
@@ -118,7 +122,8 @@ struct sn_group *sn_group_start(struct polygate *g, struct lws_context *cx, pg_b
         parse_address(cfg->mqttsn_opts.advertise_address, &s->advertise_to);
     }
     for (int i = 0; i < n; i++)
-        if (open_one(s, cx, b, cfg, &cfg->mqttsn.listeners[i], pre, err, errlen) < 0) {
+        if (open_one(s, cx, b, cfg, &cfg->mqttsn.listeners[i], pre, total_connections, err,
+                     errlen) < 0) {
             free(pre);
             sn_group_free(s);
             return NULL;

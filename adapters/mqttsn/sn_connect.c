@@ -29,9 +29,20 @@ static void on_wakeup(void *conn) {
 
 static int finish_connect(struct sn_client *c);
 
+void sn_detach(struct sn_client *c, int how, int core_knows) {
+    if (!c->session)
+        return;
+    if (!core_knows)
+        pg_disconnect(c->session, how, NULL);
+    c->session = NULL;
+    c->gw->n_connected--;
+    if (c->gw->c.total_connections)
+        (*c->gw->c.total_connections)--;
+}
+
 static void on_kick(void *conn, uint8_t reason) {
     struct sn_client *c = conn;
-    c->session = NULL;
+    sn_detach(c, PG_DISC_NORMAL, 1);
     sn_log(c, PG_LOG_INFO, "disconnected by the server (reason 0x%02X)", reason);
     sn_send_simple(c, SN_DISCONNECT);
     sn_out_clear(c);
@@ -61,9 +72,7 @@ void sn_refresh_deadline(struct sn_client *c) {
 }
 
 void sn_client_end(struct sn_client *c, int how) {
-    if (c->session)
-        pg_disconnect(c->session, how, NULL);
-    c->session = NULL;
+    sn_detach(c, how, 0);
     sn_out_clear(c);
     c->state = SN_DISCONNECTED;
     c->deadline = 0;
@@ -139,6 +148,20 @@ static int resume_session(struct sn_client *c) {
     return 0;
 }
 
+/* Whether another client may attach: the listener's limit counts connected clients
+ * (kept sessions of clients that left do not lock new ones out), and the process
+ * has broker.max_connections over every protocol. */
+static int full(struct sn_gw *gw) {
+    int over =
+        (gw->c.max_clients && (int)gw->n_connected >= gw->c.max_clients) ||
+        (gw->c.total_max && gw->c.total_connections && *gw->c.total_connections >= gw->c.total_max);
+    if (over)
+        pg_notice("mqtt-sn: connection refused: %s has its maximum of clients",
+                  gw->c.max_clients && (int)gw->n_connected >= gw->c.max_clients ? gw->c.listener
+                                                                                 : "the gateway");
+    return over;
+}
+
 /* Asks the broker: attaches the client to its session, or refuses it. Returns -1
  * when refused (c is freed then). */
 static int finish_connect(struct sn_client *c) {
@@ -156,6 +179,11 @@ static int finish_connect(struct sn_client *c) {
         .receive_max = 1, /* devices handle one unacknowledged message at a time */
         .will = will_message(c),
     };
+    if (full(gw)) {
+        sn_send_rc(c, SN_CONNACK, SN_RC_CONGESTION);
+        sn_client_free(c);
+        return -1;
+    }
     c->state = SN_CONNECTING;
     pg_session *s = NULL;
     int present = 0;
@@ -171,6 +199,9 @@ static int finish_connect(struct sn_client *c) {
         return -1;
     }
     c->session = s;
+    gw->n_connected++;
+    if (gw->c.total_connections)
+        (*gw->c.total_connections)++;
     c->state = SN_ACTIVE;
     sn_refresh_deadline(c);
     sn_send_rc(c, SN_CONNACK, SN_RC_ACCEPTED);
@@ -196,14 +227,6 @@ static struct sn_client *claim(struct sn_gw *gw, struct sn_client *here, const s
         }
         sn_client_move(c, from);
         return c;
-    }
-    if (gw->c.max_clients && (int)gw->n_clients >= gw->c.max_clients) {
-        struct sn_msg m = {.type = SN_CONNACK};
-        m.u.resp.rc = SN_RC_CONGESTION;
-        sn_send(gw, from, &m);
-        pg_notice("mqtt-sn: client '%s' refused: %s has its maximum of %d clients", id,
-                  gw->c.listener, gw->c.max_clients);
-        return NULL;
     }
     return sn_client_new(gw, from, id);
 }
@@ -236,8 +259,7 @@ void sn_on_connect(struct sn_gw *gw, struct sn_client *here, const struct sn_add
      * from another address (which must log in again), starts afresh. */
     int sleeping = c->state == SN_ASLEEP || c->state == SN_AWAKE;
     if (c->session && (moved || (f->clean_session && !sleeping))) {
-        pg_disconnect(c->session, PG_DISC_NORMAL, NULL);
-        c->session = NULL;
+        sn_detach(c, PG_DISC_NORMAL, 0);
         sn_out_clear(c);
     }
     if (!c->session) {

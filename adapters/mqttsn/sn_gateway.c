@@ -18,7 +18,7 @@
 #include "gateway/log.h"
 
 #define MALFORMED_LOGS_PER_SEC 5
-#define MAX_HELD               32 /* datagrams kept while an auth answer is awaited... */
+#define MAX_HELD               32          /* datagrams kept while an auth answer is awaited... */
 #define MAX_HELD_BYTES         (64 * 1024) /* ...and their bytes */
 
 int64_t sn_now(const struct sn_gw *gw) {
@@ -240,8 +240,7 @@ void sn_client_free(struct sn_client *c) {
     if (c->dead)
         return;
     pg_forget_conn(gw->c.broker, c);
-    if (c->session)
-        pg_disconnect(c->session, PG_DISC_NORMAL, NULL);
+    sn_detach(c, PG_DISC_NORMAL, 0);
     unlink_addr(c);
     unlink_id(c);
     sn_out_clear(c);

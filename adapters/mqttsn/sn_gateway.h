@@ -34,7 +34,9 @@ struct sn_gw_config {
     int max_registrations;       /* normal topic ids per client */
     int retry_interval_s;
     int max_retries;
-    int max_clients; /* 0 = unlimited */
+    int max_clients;        /* connected clients, 0 = unlimited */
+    int *total_connections; /* every protocol's connections, NULL = not counted */
+    int total_max;          /* broker.max_connections, 0 = unlimited */
     /* Where ADVERTISE goes; GWINFO answers to SEARCHGW go there too. NULL = none. */
     const struct sockaddr *broadcast;
     socklen_t broadcast_len;

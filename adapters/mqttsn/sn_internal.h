@@ -122,6 +122,7 @@ struct sn_gw {
     void *send_ud;
     struct sn_client **by_addr, **by_id;
     uint32_t cap, n_clients;
+    uint32_t n_connected; /* clients attached to a broker session */
     uint64_t dropped_malformed;
     int64_t log_window; /* rate limit for malformed-datagram log lines */
     uint32_t logged_in_window;
@@ -165,6 +166,9 @@ void sn_on_pingreq(struct sn_client *c, const struct sn_msg *m);
 void sn_client_lost(struct sn_client *c, const char *why);
 /* Keepalive (active) or sleep (asleep) deadline from now. */
 void sn_refresh_deadline(struct sn_client *c);
+/* The client's broker connection ended (how: PG_DISC_*; the core already knows
+ * when it kicked the client). Every detach goes through here, for the counts. */
+void sn_detach(struct sn_client *c, int how, int core_knows);
 /* Ends the broker connection of a client (how: PG_DISC_*), keeping or freeing the
  * client per its clean session flag. */
 void sn_client_end(struct sn_client *c, int how);

@@ -52,6 +52,7 @@ DEFAULT_CONFIG = {
     "retain_available": True,
     "sys_interval": 1,
     "max_topic_alias": 64,
+    "broker_max_connections": 0,  # polygate's process-wide limit, every protocol
     "tls": False,  # adds a second MQTT listener with TLS (self-signed cert made here)
     "log_level": os.environ.get("E2E_LOG_LEVEL", "debug"),
     "allow_anonymous": True,
@@ -260,7 +261,7 @@ def _polygate_conf(cfg, port, tls_port, tls, ws_port=None, wss_port=None, sn_por
     return (
         "broker = { max_packet_size = %d; max_inflight = %d; max_queued_messages = %d;\n"
         "           max_keepalive = %d; retain_available = %s; sys_interval = %d;\n"
-        "           max_topic_alias = %d; };\n"
+        "           max_topic_alias = %d; max_connections = %d; };\n"
         'auth = { allow_anonymous = %s; password_file = "%s"; acl_file = "%s";\n'
         "         failure_delay_ms = %d; %s};\n"
         'log = { level = "%s"; };\n'
@@ -269,7 +270,8 @@ def _polygate_conf(cfg, port, tls_port, tls, ws_port=None, wss_port=None, sn_por
         "coap = { enabled = false; };\nstomp = { enabled = false; };\nhttp = { enabled = false; };\n"
     ) % (cfg["max_packet_size"], cfg["max_inflight"], cfg["max_queued_messages"],
          cfg["max_keepalive"], b(cfg["retain_available"]), cfg["sys_interval"],
-         cfg["max_topic_alias"], b(cfg["allow_anonymous"]), cfg["password_file"],
+         cfg["max_topic_alias"], cfg["broker_max_connections"], b(cfg["allow_anonymous"]),
+         cfg["password_file"],
          cfg["acl_file"], cfg["auth_failure_delay_ms"], _auth_http_conf(cfg), cfg["log_level"],
          ",\n    ".join(listeners),
          "" if cfg["mqtt_allow_anonymous"] is None

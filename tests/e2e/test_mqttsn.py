@@ -404,6 +404,27 @@ def test_max_connections_congestion(sn_clients):
     sn_clients.client()  # a place is free again
 
 
+@pytest.mark.broker_config(mqttsn_max_connections=3)  # a broker of its own
+def test_kept_sessions_do_not_count_against_max_connections(sn_clients):
+    """A persistent session left behind is not a connection: it must not lock
+    new devices out."""
+    for _ in range(4):
+        sn_clients.client(clean=False).disconnect()
+    live = [sn_clients.client() for _ in range(3)]
+    sn_clients.client(expect_rc=sn.RC_CONGESTION)
+    for c in live:
+        c.disconnect()
+
+
+@pytest.mark.broker_config(mqttsn_max_connections=0, broker_max_connections=1)
+def test_broker_max_connections_counts_mqttsn_and_mqtt(sn_clients, clients):
+    """broker.max_connections holds over every protocol."""
+    a = sn_clients.client()
+    sn_clients.client(expect_rc=sn.RC_CONGESTION)
+    a.disconnect()
+    sn_clients.client()
+
+
 # ------------------------------------------------------------------ access control
 
 
