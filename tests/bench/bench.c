@@ -1,16 +1,19 @@
-/* bench.c - loadgen's throughput scenarios (pairs, fanin, fanout; QoS 0/1).
+/* bench.c - loadgen's throughput scenarios (pairs, fanin, fanout, sn-fanin,
+ * sn-fanout; QoS 0/1).
  *
  * Builds the publisher/subscriber topology, connects and subscribes, then runs
  * warm-up, measurement and drain phases on net.c's epoll loop. The flow
  * control and the counting rules are described at the top of loadgen.c.
+ * In sn-fanin the publishers, in sn-fanout the subscribers are MQTT-SN clients
+ * (sn_ep.c, one UDP socket each); the other side is MQTT over TCP as usual.
  */
 #include "loadgen.h"
 #include "net.h"
+#include "sn_ep.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 enum { KIND_PUB = 1, KIND_SUB = 2 };
@@ -26,13 +29,15 @@ struct track {
 };
 
 struct sub {
-    struct conn c; /* first member: conn pointers convert back */
+    struct conn c;   /* first member: conn pointers convert back */
+    struct sn_ep sn; /* sn-fanout: the subscriber is this MQTT-SN client instead */
     char topic[48];
     struct track *from; /* per publisher id */
 };
 
 struct pub {
     struct conn c;
+    struct sn_ep sn; /* sn-fanin: the publisher is this MQTT-SN client instead */
     char topic[48];
     uint32_t sub_first, sub_count; /* its subscribers: subs[first, first+count) */
     uint64_t sent;                 /* messages sent = last sequence sent */
@@ -43,6 +48,7 @@ struct pub {
     double last_progress;
     uint8_t *tmpl; /* a complete PUBLISH; sequence and packet id patched per message */
     size_t tmpl_len, seq_off, pid_off;
+    size_t tid_off; /* MQTT-SN: where the topic id goes, once REGACK has told it */
 };
 
 static struct {
@@ -57,16 +63,17 @@ static struct {
     double now, t_setup, t_warm, t_meas, t_end, t_next_check, t_next_report;
     uint64_t counted, received, out_of_order, report_mark;
     unsigned stalls;
-    uint64_t refill_min;      /* see worth_refilling() */
-    double cpu_meas, cpu_end; /* loadgen's CPU seconds at t_meas and t_end */
+    uint64_t refill_min;        /* see worth_refilling() */
+    double cpu_meas, cpu_end;   /* loadgen's CPU seconds at t_meas and t_end */
+    double bcpu_meas, bcpu_end; /* the broker's (--broker-pid), or -1 */
+    double hcpu_meas, hcpu_end; /* the whole host's time in processes, or -1 */
+    double icpu_meas, icpu_end; /* and in interrupts */
+    bool sn_pubs, sn_subs;      /* which side is MQTT-SN */
+    double t_next_tick;         /* MQTT-SN set-up resends */
+    uint64_t refused;           /* MQTT-SN PUBACKs with a return code other than accepted */
+    uint64_t unknown_topic;     /* MQTT-SN PUBLISHes to a topic id never registered with us */
+    uint64_t bad_qos;           /* deliveries at another QoS than subscribed with */
 } B;
-
-static double cpu_secs(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
 
 static void die(const char *fmt, const char *arg) {
     fprintf(stderr, "loadgen: ");
@@ -100,6 +107,16 @@ static uint64_t get_le(const uint8_t *p, int bytes) {
 
 static void topic_names(struct pub *p, unsigned i) {
     switch (B.o->scenario) {
+    case SC_SN_FANIN:
+        snprintf(p->topic, sizeof(p->topic), "bench/snfanin/%u", i);
+        p->sub_first = 0;
+        p->sub_count = 1;
+        break;
+    case SC_SN_FANOUT:
+        snprintf(p->topic, sizeof(p->topic), "bench/snfanout");
+        p->sub_first = 0;
+        p->sub_count = B.nsubs;
+        break;
     case SC_PAIRS:
         snprintf(p->topic, sizeof(p->topic), "bench/pair/%u", i);
         p->sub_first = i;
@@ -123,11 +140,33 @@ static void sub_topic(struct sub *s, unsigned i) {
         snprintf(s->topic, sizeof(s->topic), "bench/pair/%u", i);
     else if (B.o->scenario == SC_FANIN)
         snprintf(s->topic, sizeof(s->topic), "bench/fanin/#");
+    else if (B.o->scenario == SC_SN_FANIN)
+        snprintf(s->topic, sizeof(s->topic), "bench/snfanin/#");
+    else if (B.o->scenario == SC_SN_FANOUT)
+        snprintf(s->topic, sizeof(s->topic), "bench/snfanout");
     else
         snprintf(s->topic, sizeof(s->topic), "bench/fanout");
 }
 
+/* An MQTT-SN PUBLISH to a registered topic id (patched in at REGACK). */
+static void build_sn_template(struct pub *p, unsigned id) {
+    unsigned len = B.o->payload;
+    p->tmpl_len = mqttsn_header_size(MQTTSN_PUBLISH_FIXED + len) + MQTTSN_PUBLISH_FIXED + len;
+    p->tmpl = xcalloc(1, p->tmpl_len);
+    uint8_t flags = (uint8_t)(mqttsn_qos_flags((int)B.o->qos) | MQTTSN_TOPIC_NORMAL);
+    size_t hdr = mqttsn_publish_header(p->tmpl, flags, 0, 0, len);
+    p->pid_off = hdr - 2;
+    p->tid_off = hdr - 4;
+    memset(p->tmpl + hdr, 'x', len);
+    put_le(p->tmpl + hdr, id, 4);
+    p->seq_off = hdr + 4;
+}
+
 static void build_template(struct pub *p, unsigned id) {
+    if (B.sn_pubs) {
+        build_sn_template(p, id);
+        return;
+    }
     unsigned qos = B.o->qos, len = B.o->payload;
     p->tmpl_len = mqtt_publish_size(strlen(p->topic), len, (uint8_t)qos);
     p->tmpl = xcalloc(1, p->tmpl_len);
@@ -146,10 +185,24 @@ static void queue_connect(struct conn *c, uint8_t kind, unsigned i) {
     net_queue_connect(c);
 }
 
+/* An MQTT-SN client: CONNECT, then REGISTER (publisher) or SUBSCRIBE (subscriber). */
+static void start_sn(struct sn_ep *ep, uint8_t kind, unsigned i, const char *topic) {
+    snprintf(ep->client_id, sizeof(ep->client_id), "lg%d-n%c%u", (int)getpid(),
+             kind == KIND_PUB ? 'p' : 's', i);
+    ep->kind = kind;
+    ep->index = i;
+    ep->topic = topic;
+    ep->subscribe = kind == KIND_SUB;
+    ep->sub_qos = (uint8_t)B.o->qos;
+    sn_ep_start(ep, B.now);
+}
+
 static void build_topology(void) {
     unsigned n = B.o->clients;
-    B.npubs = B.o->scenario == SC_FANOUT ? 1 : n;
-    B.nsubs = B.o->scenario == SC_FANIN ? 1 : n;
+    bool one_pub = B.o->scenario == SC_FANOUT || B.o->scenario == SC_SN_FANOUT;
+    bool one_sub = B.o->scenario == SC_FANIN || B.o->scenario == SC_SN_FANIN;
+    B.npubs = one_pub ? 1 : n;
+    B.nsubs = one_sub ? 1 : n;
     B.pubs = xcalloc(B.npubs, sizeof(*B.pubs));
     B.subs = xcalloc(B.nsubs, sizeof(*B.subs));
     B.dirty = xcalloc(B.npubs, sizeof(*B.dirty));
@@ -157,14 +210,20 @@ static void build_topology(void) {
         struct sub *s = &B.subs[i];
         s->from = xcalloc(B.npubs, sizeof(*s->from));
         sub_topic(s, i);
-        queue_connect(&s->c, KIND_SUB, i);
+        if (B.sn_subs)
+            start_sn(&s->sn, KIND_SUB, i, s->topic);
+        else
+            queue_connect(&s->c, KIND_SUB, i);
     }
     for (unsigned i = 0; i < B.npubs; i++) {
         struct pub *p = &B.pubs[i];
         topic_names(p, i);
         build_template(p, i);
         p->next_pid = 1;
-        queue_connect(&p->c, KIND_PUB, i);
+        if (B.sn_pubs)
+            start_sn(&p->sn, KIND_PUB, i, p->topic);
+        else
+            queue_connect(&p->c, KIND_PUB, i);
     }
 }
 
@@ -216,8 +275,9 @@ static bool worth_refilling(const struct pub *p, uint64_t n) {
     return n >= B.refill_min || (n > 0 && p->probes > 0);
 }
 
+/* One PUBLISH: into the TCP output buffer, or as one more queued datagram. */
 static void append_publish(struct pub *p) {
-    uint8_t *m = net_reserve(&p->c, p->tmpl_len);
+    uint8_t *m = B.sn_pubs ? sn_ep_reserve(&p->sn, p->tmpl_len) : net_reserve(&p->c, p->tmpl_len);
     memcpy(m, p->tmpl, p->tmpl_len);
     put_le(m + p->seq_off, ++p->sent, 8);
     if (B.o->qos) {
@@ -226,7 +286,10 @@ static void append_publish(struct pub *p) {
         p->next_pid = p->next_pid == 65535 ? 1 : p->next_pid + 1;
         p->inflight++;
     }
-    net_commit(&p->c, p->tmpl_len);
+    if (B.sn_pubs)
+        sn_ep_commit(&p->sn, p->tmpl_len);
+    else
+        net_commit(&p->c, p->tmpl_len);
 }
 
 static void refill(struct pub *p) {
@@ -235,7 +298,10 @@ static void refill(struct pub *p) {
         return;
     while (n--)
         append_publish(p);
-    net_flush(&p->c);
+    if (B.sn_pubs)
+        sn_ep_flush(&p->sn);
+    else
+        net_flush(&p->c);
 }
 
 static void refill_dirty(void) {
@@ -271,11 +337,14 @@ static void check_connack(struct conn *c, const struct mqtt_pkt *pk) {
     net_connect_done(c);
 }
 
-static void on_delivery(struct sub *s, const struct mqtt_publish *m) {
-    if (m->payload_len < 12)
+/* A PUBLISH reached subscriber s (over either protocol). */
+static void on_delivery(struct sub *s, const uint8_t *payload, size_t payload_len, unsigned qos) {
+    if (payload_len < 12)
         die("%s", "short payload received");
-    uint32_t id = (uint32_t)get_le(m->payload, 4);
-    uint64_t seq = get_le(m->payload + 4, 8);
+    if (qos != B.o->qos)
+        B.bad_qos++;
+    uint32_t id = (uint32_t)get_le(payload, 4);
+    uint64_t seq = get_le(payload + 4, 8);
     if (id >= B.npubs)
         die("%s", "payload with unknown publisher id");
     struct track *t = &s->from[id];
@@ -288,8 +357,6 @@ static void on_delivery(struct sub *s, const struct mqtt_publish *m) {
     if (B.phase == PH_MEASURE)
         B.counted++;
     progress(&B.pubs[id]);
-    if (m->qos)
-        net_commit(&s->c, mqtt_puback(net_reserve(&s->c, MQTT_PUBACK_SIZE), m->packet_id));
 }
 
 static void sub_packet(struct sub *s, const struct mqtt_pkt *pk) {
@@ -298,7 +365,9 @@ static void sub_packet(struct sub *s, const struct mqtt_pkt *pk) {
     case MQTT_PUBLISH:
         if (mqtt_parse_publish(pk, &m) != 0)
             die("%s", "malformed PUBLISH");
-        on_delivery(s, &m);
+        on_delivery(s, m.payload, m.payload_len, m.qos);
+        if (m.qos)
+            net_commit(&s->c, mqtt_puback(net_reserve(&s->c, MQTT_PUBACK_SIZE), m.packet_id));
         break;
     case MQTT_CONNACK:
         check_connack(&s->c, pk);
@@ -341,6 +410,75 @@ static void on_packet(struct conn *c, const struct mqtt_pkt *pk) {
         pub_packet((struct pub *)c, pk);
 }
 
+/* ---- MQTT-SN packets (sn_ep.c has done the set-up dialogue) ---- */
+
+static void sn_on_ready(struct sn_ep *ep) {
+    if (ep->kind == KIND_PUB) {
+        struct pub *p = &B.pubs[ep->index];
+        p->tmpl[p->tid_off] = (uint8_t)(ep->topic_id >> 8);
+        p->tmpl[p->tid_off + 1] = (uint8_t)ep->topic_id;
+        B.pubs_ready++;
+        return;
+    }
+    if (ep->granted_qos != B.o->qos)
+        fprintf(stderr, "loadgen: warning: MQTT-SN subscription granted QoS %u\n", ep->granted_qos);
+    B.subs_ready++;
+}
+
+/* A PUBLISH from the gateway to MQTT-SN subscriber s. */
+static void sn_sub_publish(struct sub *s, const struct mqttsn_pkt *pk) {
+    struct mqttsn_publish m;
+    if (mqttsn_parse_publish(pk, &m) != 0)
+        die("%s", "malformed MQTT-SN PUBLISH from the gateway");
+    int qos = mqttsn_flags_qos(m.flags);
+    uint8_t rc = MQTTSN_RC_ACCEPTED;
+    if ((m.flags & MQTTSN_TOPIC_MASK) == MQTTSN_TOPIC_NORMAL && !sn_ep_knows(&s->sn, m.topic_id)) {
+        B.unknown_topic++; /* answered as the spec says: PUBACK "rejected: invalid topic ID" */
+        rc = MQTTSN_RC_INVALID_TOPIC;
+    } else {
+        on_delivery(s, m.data, m.data_len, qos < 0 ? 0 : (unsigned)qos);
+    }
+    if (qos == 1)
+        sn_ep_commit(&s->sn, mqttsn_puback(sn_ep_reserve(&s->sn, 7), m.topic_id, m.msg_id, rc));
+}
+
+static void sn_on_packet(struct sn_ep *ep, const struct mqttsn_pkt *pk) {
+    if (ep->kind == KIND_SUB) {
+        if (pk->type == MQTTSN_PUBLISH)
+            sn_sub_publish(&B.subs[ep->index], pk);
+        return;
+    }
+    struct pub *p = &B.pubs[ep->index];
+    uint16_t tid, mid;
+    uint8_t rc;
+    if (pk->type != MQTTSN_PUBACK)
+        return;
+    if (mqttsn_parse_ack3(pk, &tid, &mid, &rc) != 0)
+        die("%s", "malformed MQTT-SN PUBACK from the gateway");
+    if (rc != MQTTSN_RC_ACCEPTED)
+        B.refused++; /* the message is then missing: counted in lost= too */
+    if (p->inflight)
+        p->inflight--;
+    progress(p);
+}
+
+static void sn_on_failed(struct sn_ep *ep, const char *why) {
+    fprintf(stderr, "loadgen: MQTT-SN %s %u: %s\n",
+            ep->kind == KIND_SUB ? "subscriber" : "publisher", ep->index, why);
+    exit(1);
+}
+
+/* Resends pending MQTT-SN set-up steps (CONNECT, REGISTER, SUBSCRIBE). */
+static void sn_tick(void) {
+    if (B.now < B.t_next_tick)
+        return;
+    B.t_next_tick = B.now + 0.05;
+    for (unsigned i = 0; B.sn_pubs && i < B.npubs; i++)
+        sn_ep_tick(&B.pubs[i].sn, B.now);
+    for (unsigned i = 0; B.sn_subs && i < B.nsubs; i++)
+        sn_ep_tick(&B.subs[i].sn, B.now);
+}
+
 static void on_closed(struct conn *c, const char *why) {
     fprintf(stderr, "loadgen: %s %u: %s\n", c->kind == KIND_SUB ? "subscriber" : "publisher",
             c->index, why);
@@ -377,7 +515,10 @@ static void advance_phase(void) {
         if (B.now - B.t_warm >= B.o->warmup) {
             B.phase = PH_MEASURE;
             B.t_meas = B.t_next_report = B.now;
-            B.cpu_meas = cpu_secs();
+            B.cpu_meas = self_cpu_secs();
+            B.bcpu_meas = broker_cpu_secs(B.o);
+            B.hcpu_meas = host_busy_secs();
+            B.icpu_meas = host_irq_secs();
             B.report_mark = 0;
         }
         break;
@@ -385,7 +526,10 @@ static void advance_phase(void) {
         if (B.now - B.t_meas >= B.o->secs) {
             B.phase = PH_DRAIN;
             B.t_end = B.now;
-            B.cpu_end = cpu_secs();
+            B.cpu_end = self_cpu_secs();
+            B.bcpu_end = broker_cpu_secs(B.o);
+            B.hcpu_end = host_busy_secs();
+            B.icpu_end = host_irq_secs();
         }
         break;
     case PH_DRAIN:
@@ -430,18 +574,39 @@ static uint64_t count_lost(void) {
 static void print_result(void) {
     double secs = B.t_end - B.t_meas;
     printf("RESULT scenario=%s qos=%u clients=%u payload=%u window=%u msgs=%llu secs=%.3f "
-           "rate=%.0f expected=%llu lost=%llu ooo=%llu stalls=%u transport=%s lg_cpu=%.0f\n",
+           "rate=%.0f expected=%llu lost=%llu ooo=%llu stalls=%u transport=%s lg_cpu=%.0f",
            scenario_name(B.o->scenario), B.o->qos, B.o->clients, B.o->payload, B.o->window,
            (unsigned long long)B.counted, secs, (double)B.counted / secs,
            (unsigned long long)count_expected(), (unsigned long long)count_lost(),
            (unsigned long long)B.out_of_order, B.stalls, transport_name(B.o),
            secs > 0 ? 100 * (B.cpu_end - B.cpu_meas) / secs : 0.0);
+    if (B.bcpu_meas >= 0 && B.bcpu_end >= 0 && secs > 0)
+        printf(" broker_cpu=%.0f", 100 * (B.bcpu_end - B.bcpu_meas) / secs);
+    if (B.hcpu_meas >= 0 && B.hcpu_end >= 0 && secs > 0)
+        printf(" host_cpu=%.0f irq_cpu=%.0f", 100 * (B.hcpu_end - B.hcpu_meas) / secs,
+               100 * (B.icpu_end - B.icpu_meas) / secs);
+    if (B.sn_pubs || B.sn_subs) {
+        const struct sn_ep_stats *st = sn_ep_get_stats();
+        printf(" ack_window=%u sn_retries=%llu refused=%llu unknown_topic=%llu bad_qos=%llu "
+               "sn_malformed=%llu",
+               B.o->ack_window, (unsigned long long)st->retries, (unsigned long long)B.refused,
+               (unsigned long long)B.unknown_topic, (unsigned long long)B.bad_qos,
+               (unsigned long long)st->malformed);
+    }
+    putchar('\n');
 }
 
 int bench_run(const struct opts *o) {
     B.o = o;
     struct net_handlers h = {.on_packet = on_packet, .on_closed = on_closed};
+    struct sn_ep_handlers sh = {
+        .on_ready = sn_on_ready, .on_packet = sn_on_packet, .on_failed = sn_on_failed};
+    B.sn_pubs = o->scenario == SC_SN_FANIN;
+    B.sn_subs = o->scenario == SC_SN_FANOUT;
     if (net_raise_nofile(2 * o->clients + 64) != 0 || lg_net_init(o, &h) != 0)
+        return 1;
+    if ((B.sn_pubs || B.sn_subs) && sn_ep_init(o->host, o->sn_port, &sh, o->sn_retry, o->sn_retries,
+                                               o->sn_duration, !o->sn_no_gso) != 0)
         return 1;
     B.now = B.t_setup = now_sec();
     unsigned w = o->qos && o->ack_window < o->window ? o->ack_window : o->window;
@@ -450,6 +615,8 @@ int bench_run(const struct opts *o) {
     while (B.phase != PH_DONE) {
         net_poll(B.phase == PH_SETUP ? 50 : 2);
         B.now = now_sec();
+        if (B.phase == PH_SETUP)
+            sn_tick();
         advance_phase();
         if (B.phase == PH_WARMUP || B.phase == PH_MEASURE) {
             refill_dirty();
@@ -469,6 +636,16 @@ int bench_run(const struct opts *o) {
             fprintf(stderr, "loadgen: WebSocket frames: %llu in, %llu out, %llu pings answered\n",
                     (unsigned long long)st->ws_frames_in, (unsigned long long)st->ws_frames_out,
                     (unsigned long long)st->ws_pings);
+        if (B.sn_pubs || B.sn_subs) {
+            const struct sn_ep_stats *ss = sn_ep_get_stats();
+            fprintf(stderr,
+                    "loadgen: MQTT-SN datagrams: %llu out in %llu sendmmsg + %llu GSO sends "
+                    "(%llu EAGAIN), %llu in in %llu recvmmsg; socket rcvbuf %d\n",
+                    (unsigned long long)ss->dg_out, (unsigned long long)ss->sendmmsg,
+                    (unsigned long long)ss->gso_sends, (unsigned long long)ss->eagain,
+                    (unsigned long long)ss->dg_in, (unsigned long long)ss->recvmmsg,
+                    sn_ep_rcvbuf());
+        }
     }
     print_result();
     return 0;

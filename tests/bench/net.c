@@ -228,6 +228,7 @@ static void start_connect(struct conn *c) {
 }
 
 void net_queue_connect(struct conn *c) {
+    c->tag = NET_TAG_CONN;
     c->fd = -1;
     if (net.queue_len == net.queue_cap) {
         net.queue_cap = net.queue_cap ? net.queue_cap * 2 : 64;
@@ -569,12 +570,34 @@ void net_poll(int timeout_ms) {
     int n = epoll_wait(net.ep, ev, MAX_EVENTS, timeout_ms);
     net.stats.polls++;
     for (int i = 0; i < n; i++) {
+        if (*(const uint8_t *)ev[i].data.ptr == NET_TAG_WATCH) {
+            struct net_watch *w = ev[i].data.ptr;
+            w->on_event(w, ev[i].events);
+            continue;
+        }
         struct conn *c = ev[i].data.ptr;
         if (!c->closed && (ev[i].events & (EPOLLOUT | EPOLLERR)) && (c->connecting || c->out_armed))
             on_writable(c);
         if (!c->closed && (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
             on_readable(c);
     }
+}
+
+/* ---- other descriptors ---- */
+
+int net_watch_add(struct net_watch *w, uint32_t events) {
+    w->tag = NET_TAG_WATCH;
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    return epoll_ctl(net.ep, EPOLL_CTL_ADD, w->fd, &ev);
+}
+
+int net_watch_mod(struct net_watch *w, uint32_t events) {
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    return epoll_ctl(net.ep, EPOLL_CTL_MOD, w->fd, &ev);
+}
+
+void net_watch_del(struct net_watch *w) {
+    epoll_ctl(net.ep, EPOLL_CTL_DEL, w->fd, NULL);
 }
 
 const struct net_stats *net_get_stats(void) {

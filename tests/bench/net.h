@@ -8,6 +8,7 @@
  * Connects are throttled (at most max_connecting waiting for CONNACK) so the
  * broker's listen backlog never overflows when opening 10,000 connections.
  * The owner (bench.c or idle.c) embeds struct conn in its own structs.
+ * Other descriptors (sn_ep.c's UDP sockets) join the same loop as net_watch.
  *
  * WebSocket transport (net_use_websocket): each connection first does the
  * RFC 6455 opening handshake (GET path, subprotocol mqtt, Sec-WebSocket-Accept
@@ -37,7 +38,12 @@ struct buf {
 
 struct ws_conn; /* net.c's WebSocket state */
 
+/* Both struct conn and struct net_watch start with this tag, so that one epoll
+ * loop serves either (net_poll tells them apart). */
+enum { NET_TAG_CONN = 0, NET_TAG_WATCH = 1 };
+
 struct conn {
+    uint8_t tag; /* NET_TAG_CONN, set by net_queue_connect; must stay first */
     int fd;
     uint8_t kind;          /* owner's tag */
     bool connecting;       /* TCP handshake still in progress */
@@ -86,6 +92,19 @@ void net_flush(struct conn *c);
 size_t net_pending(const struct conn *c);
 
 void net_close(struct conn *c);
+
+/* Any other descriptor on the same epoll loop (loadgen's MQTT-SN UDP sockets):
+ * on_event gets the epoll events. The owner embeds it; it must stay valid until
+ * net_watch_del. */
+struct net_watch {
+    uint8_t tag; /* NET_TAG_WATCH, set by net_watch_add; must stay first */
+    int fd;
+    void (*on_event)(struct net_watch *w, uint32_t events);
+};
+/* Returns 0, or -1 (errno set). */
+int net_watch_add(struct net_watch *w, uint32_t events);
+int net_watch_mod(struct net_watch *w, uint32_t events);
+void net_watch_del(struct net_watch *w);
 
 /* Syscall counters, for --verbose. */
 struct net_stats {
