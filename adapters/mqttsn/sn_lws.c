@@ -7,9 +7,14 @@
  * connection and closes the listener (anyone could stop the gateway with one
  * empty packet), and it binds IPv4 only (shared/notes/lws-libcoap.md, "UDP").
  *
- * The socket buffers are raised: a burst of sensor datagrams must queue in the
- * kernel rather than be dropped while the loop is busy.
+ * Datagrams are read in batches (recvmmsg), and the replies made while handling a
+ * batch are sent together (sendmmsg) at its end, so a sensor's PUBLISH and our
+ * PUBACK cost a fraction of a system call each. Anything sent outside a batch
+ * (deliveries caused by other clients' messages) goes out at once. The socket
+ * buffers are raised: a burst of sensor datagrams must queue in the kernel rather
+ * than be dropped while the loop is busy.
  */
+#define _GNU_SOURCE /* recvmmsg, sendmmsg */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +29,19 @@
 #include "adapters/mqttsn/sn_lws.h"
 #include "gateway/log.h"
 
-#define SOCKET_BUFFER  (4 * 1024 * 1024)
-#define READS_PER_WAKE 256 /* then let other connections have the loop */
+#define SOCKET_BUFFER    (4 * 1024 * 1024)
+#define BATCH            32  /* datagrams per recvmmsg, and replies per sendmmsg */
+#define BATCHES_PER_WAKE 8   /* then let other connections have the loop */
+#define SMALL            512 /* replies up to this size are batched; larger go at once */
+
+/* Replies waiting for the end of the batch that caused them. */
+struct out_batch {
+    struct mmsghdr msg[BATCH];
+    struct iovec iov[BATCH];
+    struct sockaddr_storage to[BATCH];
+    uint8_t data[BATCH][SMALL];
+    unsigned n;
+};
 
 struct sn_lws {
     struct sn_gw *gw;
@@ -33,33 +49,83 @@ struct sn_lws {
     struct lws *wsi;
     int fd;
     int port;
+    int batching; /* inside read_datagrams: replies wait in `out` */
     uint64_t send_failures;
 };
+
+static struct out_batch out; /* one loop thread: one batch at a time */
+
+static void send_failed(struct sn_lws *l) {
+    if (l->send_failures++ % 1000 == 0) /* UDP may drop; QoS 1/2 are resent */
+        pg_warn("mqtt-sn: sendto failed: %s (%llu so far)", strerror(errno),
+                (unsigned long long)l->send_failures);
+}
+
+static void flush(struct sn_lws *l) {
+    unsigned done = 0;
+    while (done < out.n) {
+        int k = sendmmsg(l->fd, out.msg + done, out.n - done, 0);
+        if (k <= 0) {
+            send_failed(l);
+            break; /* the rest is dropped, as a full socket would */
+        }
+        done += (unsigned)k;
+    }
+    out.n = 0;
+}
 
 static void send_datagram(void *ud, const struct sockaddr *to, socklen_t tolen, const uint8_t *buf,
                           size_t len) {
     struct sn_lws *l = ud;
     if (l->fd < 0)
         return;
-    if (sendto(l->fd, buf, len, 0, to, tolen) < 0 &&
-        l->send_failures++ % 1000 == 0) /* UDP may drop; QoS 1/2 are resent */
-        pg_warn("mqtt-sn: sendto failed: %s (%llu so far)", strerror(errno),
-                (unsigned long long)l->send_failures);
+    if (!l->batching || len > SMALL || tolen > sizeof out.to[0]) {
+        if (sendto(l->fd, buf, len, 0, to, tolen) < 0)
+            send_failed(l);
+        return;
+    }
+    if (out.n == BATCH)
+        flush(l);
+    unsigned i = out.n++;
+    memcpy(out.data[i], buf, len);
+    memcpy(&out.to[i], to, tolen);
+    out.iov[i] = (struct iovec){out.data[i], len};
+    out.msg[i].msg_hdr = (struct msghdr){
+        .msg_name = &out.to[i], .msg_namelen = tolen, .msg_iov = &out.iov[i], .msg_iovlen = 1};
+}
+
+/* One batch of datagrams; returns how many were read. */
+static int read_batch(struct sn_lws *l) {
+    static uint8_t buf[BATCH][65536];
+    static struct mmsghdr msg[BATCH];
+    static struct iovec iov[BATCH];
+    static struct sockaddr_storage from[BATCH];
+    for (int i = 0; i < BATCH; i++) {
+        iov[i] = (struct iovec){buf[i], sizeof buf[i]};
+        msg[i].msg_hdr = (struct msghdr){.msg_name = &from[i],
+                                         .msg_namelen = sizeof from[i],
+                                         .msg_iov = &iov[i],
+                                         .msg_iovlen = 1};
+    }
+    int n = recvmmsg(l->fd, msg, BATCH, MSG_DONTWAIT, NULL);
+    for (int i = 0; i < n && l->gw; i++) {
+        if (msg[i].msg_hdr.msg_flags & MSG_TRUNC)
+            continue; /* cannot happen with UDP's own limit; never parse a cut datagram */
+        sn_gw_input(l->gw, (struct sockaddr *)&from[i], msg[i].msg_hdr.msg_namelen, buf[i],
+                    msg[i].msg_len);
+    }
+    return n;
 }
 
 static void read_datagrams(struct sn_lws *l) {
-    static uint8_t buf[65536];
-    for (int i = 0; i < READS_PER_WAKE; i++) {
-        struct sockaddr_storage from;
-        socklen_t fromlen = sizeof from;
-        ssize_t n = recvfrom(l->fd, buf, sizeof buf, MSG_TRUNC, (struct sockaddr *)&from, &fromlen);
-        if (n < 0)
-            return; /* EAGAIN: all read */
-        if ((size_t)n > sizeof buf)
-            continue; /* cannot happen with UDP's own limit; never parse a cut datagram */
-        if (l->gw)
-            sn_gw_input(l->gw, (struct sockaddr *)&from, fromlen, buf, (size_t)n);
+    l->batching = 1;
+    for (int i = 0; i < BATCHES_PER_WAKE; i++) {
+        int n = read_batch(l);
+        flush(l);
+        if (n < BATCH)
+            break; /* all read (or EAGAIN) */
     }
+    l->batching = 0;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
