@@ -175,46 +175,60 @@ static int settle_pending(struct pg_ask *a, int rc) {
 
 /* ---- the chain ---- */
 
-int pg_hooks_authorize(pg_broker *b, const struct pg_identity *id, int access, const char *topic,
-                       size_t len, const struct pg_waiter *w) {
-    struct pg_ask a = {.w = w, .access = access, .topic = topic, .topic_len = len};
-    int rc = PG_HOOK_ALLOW;
-    int i = resume_point(b, &a, &rc);
+/* Puts one question to hook h: PG_HOOK_PASS when h does not answer its kind. */
+typedef int (*ask_fn)(const struct pg_hooks *h, const void *question);
+
+/* The first opinion down the chain (from a deferred hook's answer on), or
+ * PG_HOOK_PASS when no hook has one. */
+static int run_chain(pg_broker *b, struct pg_ask *a, ask_fn ask, const void *question) {
+    int rc = PG_HOOK_PASS;
+    int i = resume_point(b, a, &rc);
     if (i < 0)
         return rc;
     for (; i < b->n_hooks; i++) {
-        const struct pg_hooks *h = &b->hooks[i];
-        if (!h->authorize)
-            continue;
-        a.hook = i;
-        b->asking = &a;
-        rc = settle_pending(&a, h->authorize(h->ud, id, access, topic, len));
+        a->hook = i;
+        b->asking = a;
+        rc = settle_pending(a, ask(&b->hooks[i], question));
         b->asking = NULL;
         if (rc != PG_HOOK_PASS)
             return rc;
     }
-    return PG_HOOK_ALLOW;
+    return PG_HOOK_PASS;
+}
+
+struct authorize_q {
+    const struct pg_identity *id;
+    int access;
+    const char *topic;
+    size_t len;
+};
+
+static int ask_authorize(const struct pg_hooks *h, const void *question) {
+    const struct authorize_q *q = question;
+    return h->authorize ? h->authorize(h->ud, q->id, q->access, q->topic, q->len) : PG_HOOK_PASS;
+}
+
+static int ask_authenticate(const struct pg_hooks *h, const void *question) {
+    const struct pg_connect_req *req = question;
+    return h->authenticate ? h->authenticate(h->ud, &req->id, req->password, req->password_len,
+                                             req->has_password)
+                           : PG_HOOK_PASS;
+}
+
+int pg_hooks_authorize(pg_broker *b, const struct pg_identity *id, int access, const char *topic,
+                       size_t len, const struct pg_waiter *w) {
+    struct pg_ask a = {.w = w, .access = access, .topic = topic, .topic_len = len};
+    struct authorize_q q = {id, access, topic, len};
+    int rc = run_chain(b, &a, ask_authorize, &q);
+    return rc == PG_HOOK_PASS ? PG_HOOK_ALLOW : rc;
 }
 
 int pg_hooks_authenticate(pg_broker *b, const struct pg_connect_req *req,
                           const struct pg_waiter *w) {
     struct pg_ask a = {.w = w};
-    int rc = PG_HOOK_ALLOW;
-    int i = resume_point(b, &a, &rc);
-    if (i < 0)
+    int rc = run_chain(b, &a, ask_authenticate, req);
+    if (rc != PG_HOOK_PASS)
         return rc;
-    for (; i < b->n_hooks; i++) {
-        const struct pg_hooks *h = &b->hooks[i];
-        if (!h->authenticate)
-            continue;
-        a.hook = i;
-        b->asking = &a;
-        rc = settle_pending(&a, h->authenticate(h->ud, &req->id, req->password, req->password_len,
-                                                req->has_password));
-        b->asking = NULL;
-        if (rc != PG_HOOK_PASS)
-            return rc;
-    }
     if (!req->id.username && !b->cfg.allow_anonymous)
         return PG_RC_NOT_AUTHORIZED;
     return PG_HOOK_ALLOW;

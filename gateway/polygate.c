@@ -21,6 +21,7 @@
 #include <libwebsockets.h>
 
 #include "adapters/mqtt/mqtt_lws.h"
+#include "adapters/sockaddr.h"
 #include "broker/auth.h"
 #include "gateway/auth_http.h"
 #include "gateway/log.h"
@@ -114,22 +115,9 @@ int polygate_every(struct polygate *g, int interval_ms, void (*fn)(void *ud), vo
 
 /* Why a vhost could not listen: lws only logs it, so try the bind ourselves. */
 static void explain_bind_failure(const char *bind_addr, int port, char *why, size_t n) {
-    struct sockaddr_storage ss = {0};
-    socklen_t len;
-    int v6 = strchr(bind_addr, ':') != NULL;
-    if (v6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        inet_pton(AF_INET6, bind_addr, &a->sin6_addr);
-        len = sizeof *a;
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port);
-        inet_pton(AF_INET, bind_addr, &a->sin_addr);
-        len = sizeof *a;
-    }
+    struct sockaddr_storage ss;
+    socklen_t len = pg_sockaddr(bind_addr, port, &ss);
+    int v6 = ss.ss_family == AF_INET6;
     int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

@@ -27,6 +27,7 @@
 #include <libwebsockets.h>
 
 #include "adapters/mqttsn/sn_lws.h"
+#include "adapters/sockaddr.h"
 #include "gateway/log.h"
 
 #define SOCKET_BUFFER    (4 * 1024 * 1024)
@@ -159,22 +160,8 @@ static void raise_buffers(int fd) {
 /* A bound non-blocking UDP socket, or -1 with err set. */
 static int bind_udp(const char *bind_addr, int port, int broadcast, char *err, size_t errlen) {
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t len;
-    int v6 = strchr(bind_addr, ':') != NULL;
-    if (v6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        inet_pton(AF_INET6, bind_addr, &a->sin6_addr);
-        len = sizeof *a;
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port);
-        inet_pton(AF_INET, bind_addr, &a->sin_addr);
-        len = sizeof *a;
-    }
+    socklen_t len = pg_sockaddr(bind_addr, port, &ss);
+    int v6 = ss.ss_family == AF_INET6;
     int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd >= 0 && v6)

@@ -315,7 +315,48 @@ def _mosquitto_conf(cfg, port, tls_port, tls, ws_port=None, wss_port=None):
     return "\n".join(lines) + "\n"
 
 
-class Broker:
+class PolygateProcess:
+    """What every test that runs a polygate (or mosquitto) process needs of it: its
+    log (self.log_path, written through self.log) and a clean stop (self.proc)."""
+
+    def log_size(self):
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_text(self, offset=0, limit=40000):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except OSError:
+            return ""
+        if len(data) > limit:
+            data = b"[... cut ...]\n" + data[-limit:]
+        return data.decode("utf-8", "replace")
+
+    def log_tail(self):
+        return "---- %s ----\n%s" % (self.log_path, self.log_text())
+
+    def stop(self):
+        """SIGTERM; returns (exit code or None if it had to be killed)."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.log.close()
+                return None
+        self.log.close()
+        return self.proc.returncode
+
+
+class Broker(PolygateProcess):
     """One running broker under test."""
 
     def __init__(self, cfg, name):
@@ -426,42 +467,6 @@ class Broker:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
-
-    def log_size(self):
-        try:
-            return self.log_path.stat().st_size
-        except OSError:
-            return 0
-
-    def log_text(self, offset=0, limit=40000):
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except OSError:
-            return ""
-        if len(data) > limit:
-            data = b"[... cut ...]\n" + data[-limit:]
-        return data.decode("utf-8", "replace")
-
-    def log_tail(self):
-        return "---- %s ----\n%s" % (self.log_path, self.log_text())
-
-    def stop(self):
-        """SIGTERM; returns (exit code or None if it had to be killed)."""
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self.log.close()
-                return None
-        self.log.close()
-        return self.proc.returncode
 
 
 def _merged_config(request):

@@ -12,7 +12,6 @@ import json
 import os
 import queue
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -23,7 +22,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ARTIFACTS, HOST, REPO, TARGET, free_port, polygate_bin
+from conftest import (ARTIFACTS, HOST, REPO, STOP_TIMEOUT, TARGET, PolygateProcess, free_port,
+                      polygate_bin)
 from helpers import SLOW, MosquittoSub
 
 pytestmark = pytest.mark.skipif(TARGET != "polygate",
@@ -36,7 +36,6 @@ CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
 OUT = ARTIFACTS / "browser"
 
 START_TIMEOUT = 10.0 * SLOW
-STOP_TIMEOUT = 10.0 * SLOW
 STEP_TIMEOUT = 10.0 * SLOW  # the longest wait for one line of page_test's progress
 PAGE_TIMEOUT_MS = int(20000 * SLOW)  # page_test's own deadline for everything
 
@@ -67,7 +66,7 @@ def _port_accepts(port):
         return False
 
 
-class Gateway:
+class Gateway(PolygateProcess):
     """polygate with an MQTT TCP listener and a WebSocket listener serving examples/web."""
 
     def __init__(self):
@@ -121,31 +120,6 @@ class Gateway:
                 continue
             pytest.fail("polygate exited with code %s at start\n%s" % (self.proc.returncode, text),
                         pytrace=False)
-
-    def stop(self):
-        """SIGTERM; the exit code, or None when it had to be killed."""
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self.log.close()
-                return None
-        self.log.close()
-        return self.proc.returncode
-
-    def log_tail(self, limit=30000):
-        try:
-            data = self.log_path.read_bytes()
-        except OSError:
-            return ""
-        if len(data) > limit:
-            data = b"[... cut ...]\n" + data[-limit:]
-        return "---- %s ----\n%s" % (self.log_path, data.decode("utf-8", "replace"))
 
     @property
     def mqtt(self):

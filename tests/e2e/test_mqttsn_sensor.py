@@ -18,7 +18,6 @@ Binaries: $POLYGATE_BIN (default build/polygate), $POLYGATE_EXAMPLES/mqttsn-sens
 import os
 import queue
 import re
-import signal
 import socket
 import subprocess
 import threading
@@ -28,7 +27,7 @@ import uuid
 import pytest
 
 import rawmqtt as r
-from conftest import ARTIFACTS, HOST, TARGET, free_port, polygate_bin
+from conftest import ARTIFACTS, HOST, TARGET, PolygateProcess, free_port, polygate_bin
 from helpers import QUIET, SLOW, TIMEOUT
 
 pytestmark = pytest.mark.skipif(TARGET != "polygate", reason="polygate's own example")
@@ -55,7 +54,7 @@ def free_udp_port():
 # ------------------------------------------------------------------ polygate
 
 
-class Gateway:
+class Gateway(PolygateProcess):
     """polygate with an MQTT listener and an MQTT-SN listener, nothing else."""
 
     def __init__(self):
@@ -111,39 +110,6 @@ class Gateway:
                 except (socket.timeout, ConnectionRefusedError):
                     time.sleep(0.02)
         return False
-
-    def log_size(self):
-        try:
-            return self.log_path.stat().st_size
-        except OSError:
-            return 0
-
-    def log_text(self, offset=0, limit=40000):
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except OSError:
-            return ""
-        if len(data) > limit:
-            data = b"[... cut ...]\n" + data[-limit:]
-        return data.decode("utf-8", "replace")
-
-    def log_tail(self):
-        return "---- %s ----\n%s" % (self.log_path, self.log_text())
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15 * SLOW)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self.log.close()
-                return None
-        self.log.close()
-        return self.proc.returncode
 
 
 @pytest.fixture(scope="module")

@@ -66,9 +66,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1 || !as_file(data + 1, size - 1, path, sizeof path))
         return 0;
     switch (data[0] % 3) {
-    case 0: fuzz_passwd(path); break;
-    case 1: fuzz_acl(path); break;
-    default: fuzz_config(path); break;
+    case 0:
+        fuzz_passwd(path);
+        break;
+    case 1:
+        fuzz_acl(path);
+        break;
+    default:
+        fuzz_config(path);
+        break;
     }
     return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "adapters/mqtt/mqtt.h"
 #include "gateway/log.h"
+#include "tests/fuzz/defer_hook.h"
 
 struct fake {
     struct mqtt_conn *c;
@@ -33,41 +34,6 @@ static int fake_peer_cn(void *t, char *buf, size_t n) {
 }
 static const struct mqtt_transport tr = {fake_write, fake_close, fake_timeout, fake_wake_after,
                                          fake_peer_cn};
-
-/* ---- a hook that answers later ---- */
-
-static pg_broker *broker;
-static int deferring;
-static pg_defer *waiting[8];
-static int n_waiting;
-
-static int later(void) {
-    if (!deferring || n_waiting == 8)
-        return PG_HOOK_PASS;
-    pg_defer *d = pg_hook_defer(broker);
-    if (!d)
-        return PG_HOOK_PASS;
-    waiting[n_waiting++] = d;
-    return PG_HOOK_PENDING;
-}
-
-static int hook_authenticate(void *ud, const struct pg_identity *id, const void *pw, size_t n,
-                             int has) {
-    return later();
-}
-
-static int hook_authorize(void *ud, const struct pg_identity *id, int access, const char *t,
-                          size_t n) {
-    return later();
-}
-
-static void answer_oldest(int refuse) {
-    if (!n_waiting)
-        return;
-    pg_defer *d = waiting[0];
-    memmove(waiting, waiting + 1, (size_t)--n_waiting * sizeof waiting[0]);
-    pg_defer_answer(d, refuse ? PG_RC_NOT_AUTHORIZED : PG_HOOK_ALLOW);
-}
 
 static void drain(struct fake *f, struct pg_buf *out) {
     out->len = 0;
@@ -89,11 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bc.max_queued_messages = 8;
     bc.sys_interval = 1;
     pg_broker *b = pg_broker_new(&bc);
-    struct pg_hooks hooks = {.authenticate = hook_authenticate, .authorize = hook_authorize};
-    pg_broker_add_hooks(b, &hooks);
-    broker = b;
-    deferring = 0;
-    n_waiting = 0;
+    defer_hook_install(b);
     struct mqtt_settings set = {.max_topic_alias = 4};
     struct pg_buf out = {0};
     struct fake conns[2];
